@@ -1,0 +1,25 @@
+"""Train a ViViT: `python train.py [group=option ...] [key=value ...]` (see README.md and conf/train.yaml)."""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from vivit.tasks import ConfigError, set_project_root, train
+
+set_project_root(__file__)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        summary = train(cfg)
+    except ConfigError as error:
+        sys.exit(f"error: {error}")
+    # the value a Hydra sweeper optimises, when an experiment names one
+    metric = cfg.get("optimized_metric")
+    return summary.get("val", {}).get(metric) if metric else None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""The LightningModule: loss, mixup, metrics, optimiser/schedule and the multi-view test protocol.
+
+Everything model-specific lives in the backbone (`vivit.models`); this module only trains and evaluates it.
+It handles one head (logits `(B, K)`) and several named heads (a dict of logits, e.g. EPIC-KITCHENS noun and
+verb) with the same code path: a single head is treated as the head named "" internally.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+
+Logits = dict[str, Tensor]
+Labels = dict[str, Tensor]
+# Metric names use "top1"/"top5"; EPIC-style heads add "noun_top1", ..., and "action_top1".
+STAGES = ("train", "val", "test")
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Scenic's 'constant * cosine_decay * linear_warmup' factor: 0 at step 0, 1 after warmup, 0 at the end."""
+    warmup = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
+    progress = min(1.0, max(0.0, step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return warmup * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def topk_correct(logits: Tensor, labels: Tensor, k: int) -> Tensor:
+    """Per-example bool: is the label among the k highest logits."""
+    k = min(k, logits.shape[-1])
+    return (logits.topk(k, dim=-1).indices == labels[:, None]).any(dim=-1)
+
+
+def action_topk_correct(noun: Tensor, verb: Tensor, noun_labels: Tensor, verb_labels: Tensor, k: int) -> Tensor:
+    """EPIC-KITCHENS action accuracy: rank (noun, verb) pairs by the product of the two softmaxes.
+
+    Top-1 equals "argmax noun and argmax verb both right"; top-5 needs the joint ranking (official evaluate.py).
+    """
+    joint = noun.float().softmax(-1)[:, :, None] * verb.float().softmax(-1)[:, None, :]
+    pair_labels = noun_labels * verb.shape[-1] + verb_labels
+    return topk_correct(joint.flatten(1), pair_labels, k)
+
+
+def as_head_dict(x: Tensor | Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return dict(x) if isinstance(x, Mapping) else {"": x}
+
+
+def mixup(video: Tensor, targets: dict[str, Tensor], alpha: float) -> tuple[Tensor, dict[str, Tensor]]:
+    """Scenic's mixup: one lambda ~ Beta(alpha, alpha) per batch, example i mixed with example B-1-i.
+
+    `targets` are (soft) one-hot per head; every head is mixed with the same lambda.
+    """
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    mixed = lam * video + (1 - lam) * video.flip(0)
+    return mixed, {name: lam * t + (1 - lam) * t.flip(0) for name, t in targets.items()}
+
+
+class VideoClassifier(L.LightningModule):
+    """Trains a video backbone with cross-entropy (label smoothing, mixup) and reports micro top-1/top-5.
+
+    Args:
+        net: the backbone, `(B, C, T, H, W) -> logits` or a dict of logits per head.
+        optimizer: a partial optimiser (Hydra `_partial_: true`), called with the parameters.
+        warmup_epochs: linear warmup length (scenic: 2.5 epochs), then per-step cosine decay to 0.
+        label_smoothing: `y * (1 - ls) + ls / K`, per head (scenic applies it after mixup).
+        mixup_alpha: mixup with Beta(alpha, alpha); 0 disables it.
+        views_per_forward: how many test views go through the network at once (bounds memory in multi-view test).
+        compile: wrap the backbone in `torch.compile`.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        warmup_epochs: float = 2.5,
+        label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        views_per_forward: int = 8,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "optimizer"], logger=False)
+        self.net = net
+        self.optimizer = optimizer
+        self.num_classes = self._head_sizes(net.num_classes)
+        self.metrics = nn.ModuleDict({stage: nn.ModuleDict() for stage in STAGES})
+        for stage in STAGES:
+            for name in self._metric_names():
+                self.metrics[stage][name] = MeanMetric()
+        self.run_config: dict[str, Any] | None = None  # set by train.py; saved in checkpoints for eval/load
+
+    @staticmethod
+    def _head_sizes(num_classes: int | Mapping[str, int]) -> dict[str, int]:
+        if isinstance(num_classes, Mapping):
+            return {str(k): int(v) for k, v in num_classes.items()}
+        return {"": int(num_classes)}
+
+    def _metric_names(self) -> list[str]:
+        names = []
+        for head, k in self.num_classes.items():
+            prefix = f"{head}_" if head else ""
+            names.append(f"{prefix}top1")
+            if k > 5:
+                names.append(f"{prefix}top5")
+        if set(self.num_classes) == {"noun", "verb"}:
+            names += ["action_top1", "action_top5"]
+        return names
+
+    # ----------------------------------------------------------------------------------------------- forward
+    def forward(self, video: Tensor) -> dict[str, Tensor]:
+        return as_head_dict(self.net(video))
+
+    def forward_views(self, video: Tensor) -> dict[str, Tensor]:
+        """Multi-view test: `(B, V, C, T, H, W)` -> logits averaged over the V views (raw logits, as scenic)."""
+        b, v = video.shape[:2]
+        flat = video.flatten(0, 1)
+        chunks = [self(chunk) for chunk in flat.split(self.hparams.views_per_forward * b)]
+        return {name: torch.cat([c[name] for c in chunks]).view(b, v, -1).mean(1) for name in chunks[0]}
+
+    # ----------------------------------------------------------------------------------------------- loss
+    def _targets(self, labels: Labels) -> dict[str, Tensor]:
+        return {name: F.one_hot(labels[name], k).float() for name, k in self.num_classes.items()}
+
+    def _loss(self, logits: Logits, targets: dict[str, Tensor]) -> Tensor:
+        """Mean over heads of soft-target cross-entropy with label smoothing (scenic's multi-head loss)."""
+        ls = self.hparams.label_smoothing
+        losses = []
+        for name, t in targets.items():
+            t = t * (1 - ls) + ls / t.shape[-1]
+            losses.append(torch.sum(-t * F.log_softmax(logits[name].float(), dim=-1), dim=-1).mean())
+        return torch.stack(losses).mean()
+
+    # ----------------------------------------------------------------------------------------------- metrics
+    def _correct(self, logits: Logits, labels: Labels) -> dict[str, Tensor]:
+        correct = {}
+        for head, k in self.num_classes.items():
+            prefix = f"{head}_" if head else ""
+            correct[f"{prefix}top1"] = topk_correct(logits[head], labels[head], 1)
+            if k > 5:
+                correct[f"{prefix}top5"] = topk_correct(logits[head], labels[head], 5)
+        if "action_top1" in self.metrics["train"]:
+            for k in (1, 5):
+                correct[f"action_top{k}"] = action_topk_correct(
+                    logits["noun"], logits["verb"], labels["noun"], labels["verb"], k
+                )
+        return correct
+
+    def _update_metrics(self, stage: str, logits: Logits, labels: Labels, valid: Tensor | None = None) -> None:
+        for name, correct in self._correct(logits, labels).items():
+            if valid is not None:  # an unreadable video counts as wrong: it stays in the denominator
+                correct = correct & valid
+            metric = self.metrics[stage][name]
+            metric.update(correct.float())
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name.endswith("top1"))
+
+    def _labels(self, batch: Mapping[str, Any]) -> Labels:
+        return as_head_dict(batch["label"])
+
+    # ----------------------------------------------------------------------------------------------- steps
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        video, labels = batch["video"], self._labels(batch)
+        targets = self._targets(labels)
+        if self.hparams.mixup_alpha > 0:
+            video, targets = mixup(video, targets, self.hparams.mixup_alpha)
+        logits = self(video)
+        loss = self._loss(logits, targets)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=video.shape[0])
+        with torch.no_grad():
+            self._update_metrics("train", logits, labels)
+        return loss
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def _eval_step(self, stage: str, batch: Mapping[str, Any]) -> None:
+        video, labels = batch["video"], self._labels(batch)
+        logits = self.forward_views(video) if video.ndim == 6 else self(video)
+        loss = self._loss(logits, self._targets(labels))
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=video.shape[0])
+        self._update_metrics(stage, logits, labels, batch.get("valid"))
+
+    # ----------------------------------------------------------------------------------------------- optim
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.optimizer(params=self.trainer.model.parameters())
+        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        max_epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
+        warmup_steps = round(self.hparams.warmup_epochs * total_steps / max_epochs)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, warmup_steps, total_steps)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # ----------------------------------------------------------------------------------------------- setup
+    def configure_model(self) -> None:
+        # nn.Module.compile() compiles in place, so checkpoint keys stay free of `_orig_mod.` prefixes.
+        if self.hparams.compile and not getattr(self, "_compiled", False):
+            self.net.compile()
+            self._compiled = True
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.run_config is not None:
+            checkpoint["vivit_config"] = self.run_config

@@ -1,0 +1,229 @@
+"""What `train.py` and `eval.py` do, as plain functions of a composed config (so tests can call them).
+
+build -> fit -> validate/test the best checkpoint -> metrics.json + a printed table.
+Configuration mistakes (bad shapes, missing dataset roots, unknown checkpoint paths) surface while building,
+before any training step, as a `ConfigError` with a one-line message; the entry points print it without a
+traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from vivit.loggers import finish_wandb
+from vivit.module import VideoClassifier
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(Exception):
+    """A problem with the configuration or the files it points to, reported in one line."""
+
+
+@dataclass
+class Run:
+    datamodule: L.LightningDataModule
+    module: VideoClassifier
+    trainer: L.Trainer
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
+    """`hydra.utils.instantiate`, turning a ValueError/FileNotFoundError of the target into a ConfigError."""
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except Exception as error:  # Hydra wraps the target's exception in InstantiationException
+        cause = _root_cause(error)
+        if isinstance(cause, (ValueError, FileNotFoundError, NotADirectoryError, KeyError)):
+            raise ConfigError(f"{key}: {cause}") from error
+        raise
+
+
+def _instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
+    """Every node with a `_target_` in a group such as `callbacks` or `logger` (null entries are skipped)."""
+    if not group:
+        return []
+    return [
+        _instantiate(node, f"{key}.{name}")
+        for name, node in group.items()
+        if isinstance(node, DictConfig) and "_target_" in node
+    ]
+
+
+def run_config(cfg: DictConfig) -> dict[str, Any]:
+    """What a checkpoint keeps of the config: model and data, unresolved (for eval.py) and resolved."""
+    source = OmegaConf.to_container(OmegaConf.masked_copy(cfg, ["model", "data"]), resolve=False)
+    resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, ["model", "data"]), resolve=True)
+    return {"source": source, "resolved": resolved}
+
+
+def build(cfg: DictConfig, stage: str = "fit") -> Run:
+    """Seed, instantiate data, model, callbacks, loggers and trainer, and check the data is there."""
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    L.seed_everything(cfg.seed, workers=True)
+    net = _instantiate(cfg.model, "model")
+    datamodule = _instantiate(cfg.data, "data")
+    module = _instantiate(cfg.module, "module", net=net, optimizer=cfg.optim.optimizer)
+    module.run_config = run_config(cfg)
+    loggers = _instantiate_group(cfg.get("logger"), "logger")
+    callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
+    if not loggers:  # Lightning raises on a LearningRateMonitor without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]
+    trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    try:  # surface a missing dataset root or annotation file now, not after the first epoch
+        datamodule.prepare_data()
+        datamodule.setup(stage)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
+        raise ConfigError(f"data: {error}") from error
+    return Run(datamodule, module, trainer)
+
+
+def _metrics(results: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(v) for r in results for k, v in r.items()}
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then validate and test the best checkpoint. Returns (and writes) the final metrics."""
+    run = build(cfg, "fit")
+    output_dir = Path(cfg.paths.output_dir)
+    try:
+        if cfg.get("train", True):
+            run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=cfg.get("ckpt_path"))
+        checkpoint = _best_checkpoint(run.trainer)
+        summary: dict[str, Any] = {"output_dir": str(output_dir), "checkpoint": checkpoint}
+        summary["val"] = _metrics(run.trainer.validate(run.module, datamodule=run.datamodule, ckpt_path=checkpoint))
+        if cfg.get("test", True):
+            summary["test"] = _metrics(run.trainer.test(run.module, datamodule=run.datamodule, ckpt_path=checkpoint))
+    finally:
+        finish_wandb()
+    _write_summary(summary, output_dir, run.trainer)
+    return summary
+
+
+def _best_checkpoint(trainer: L.Trainer) -> str | None:
+    """The best checkpoint by the monitored metric, else the last one, else None (fast_dev_run saves none)."""
+    callback = trainer.checkpoint_callback
+    if callback is None:
+        return None
+    return callback.best_model_path or callback.last_model_path or None
+
+
+def _write_summary(summary: dict[str, Any], output_dir: Path, trainer: L.Trainer) -> None:
+    if not trainer.is_global_zero:
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    print_summary(summary)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """A results table (split x metric) and where the run's files are."""
+    from rich.console import Console
+    from rich.table import Table
+
+    splits = [s for s in ("val", "test") if s in summary]
+    names = sorted({k.split("/", 1)[1] for s in splits for k in summary[s]})
+    table = Table(title="Results")
+    table.add_column("metric")
+    for split in splits:
+        table.add_column(split, justify="right")
+    for name in names:
+        cells = []
+        for split in splits:
+            value = summary[split].get(f"{split}/{name}")
+            is_accuracy = "top" in name
+            cells.append("" if value is None else f"{100 * value:.2f}%" if is_accuracy else f"{value:.4f}")
+        table.add_row(name, *cells)
+    console = Console()
+    console.print(table)
+    if summary.get("checkpoint"):
+        console.print(f"checkpoint: {summary['checkpoint']}")
+    console.print(f"outputs:    {summary['output_dir']}  (metrics.json, checkpoints, logs)")
+
+
+# --------------------------------------------------------------------------------------------------- eval
+def load_run_config(ckpt_path: str) -> dict[str, Any]:
+    """The config a training checkpoint was made with (`vivit_config`), or a ConfigError."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path: no checkpoint file at '{ckpt_path}'. Pass the .ckpt of a train.py run "
+                          "(outputs/train/runs/<time>/checkpoints/) or a file made by `python -m vivit.convert`.")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as error:
+        raise ConfigError(f"ckpt_path: '{ckpt_path}' is not a PyTorch checkpoint ({error.__class__.__name__}: "
+                          f"{error}).") from error
+    if not isinstance(checkpoint, dict) or "vivit_config" not in checkpoint:
+        raise ConfigError(f"ckpt_path: '{ckpt_path}' holds no ViViT config (key 'vivit_config'); "
+                          "it was not written by train.py or vivit.convert.")
+    return checkpoint["vivit_config"]
+
+
+def merge_saved_config(cfg: DictConfig, saved: dict[str, Any], overrides: list[str]) -> DictConfig:
+    """Take model and data from the checkpoint unless the command line chose them.
+
+    `data=k400` (a group choice) keeps the freshly composed data config; `data.batch_size=4` (a key)
+    is applied on top of the saved one.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    cfg = cfg.copy()
+    for group in ("model", "data"):
+        if any(o.key_or_group == group for o in parsed):
+            continue
+        if group not in saved["source"]:
+            raise ConfigError(f"{group}: the checkpoint does not say which {group} it was made for; "
+                              f"choose one on the command line, e.g. `{group}=...` (see conf/{group}/).")
+        node = OmegaConf.create(saved["source"][group])
+        for o in parsed:
+            if o.key_or_group.startswith(group + "."):
+                OmegaConf.update(node, o.key_or_group[len(group) + 1 :], o.value(), force_add=True)
+        cfg[group] = node
+    return cfg
+
+
+def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Evaluate a checkpoint on `cfg.split` with the multi-view protocol `cfg.eval.views`."""
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise ConfigError("ckpt_path: missing. Usage: python eval.py ckpt_path=PATH/TO/best.ckpt [eval.views=4x3]")
+    if cfg.split not in ("val", "test"):
+        raise ConfigError(f"split: expected 'val' or 'test', got '{cfg.split}'.")
+    saved = load_run_config(cfg.ckpt_path)
+    cfg = merge_saved_config(cfg, saved, overrides or [])
+    stage = "validate" if cfg.split == "val" else "test"
+    run = build(cfg, stage)
+    state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=False)
+    run.module.load_state_dict(state["state_dict"])  # a train.py checkpoint or a converted file: both hold net.*
+    try:
+        if stage == "validate":
+            results = run.trainer.validate(run.module, datamodule=run.datamodule)
+        else:
+            results = run.trainer.test(run.module, datamodule=run.datamodule)
+    finally:
+        finish_wandb()
+    summary = {"output_dir": str(cfg.paths.output_dir), "checkpoint": str(cfg.ckpt_path),
+               "views": str(cfg.eval.views), cfg.split: _metrics(results)}
+    _write_summary(summary, Path(cfg.paths.output_dir), run.trainer)
+    return summary
+
+
+def set_project_root(entry_point: str) -> None:
+    """Let `paths.root_dir` default to the folder of the entry point, wherever it is started from."""
+    os.environ.setdefault("VIVIT_ROOT", str(Path(entry_point).resolve().parent))
