@@ -87,10 +87,10 @@ class VideoClassifier(L.LightningModule):
         self.net = net
         self.optimizer = optimizer
         self.num_classes = self._head_sizes(net.num_classes)
-        self.metrics = nn.ModuleDict({stage: nn.ModuleDict() for stage in STAGES})
-        for stage in STAGES:
-            for name in self._metric_names():
-                self.metrics[stage][name] = MeanMetric()
+        # one running mean of per-example correctness per stage and metric ("val_top1", ...): micro accuracy
+        self.metrics = nn.ModuleDict(
+            {f"{stage}_{name}": MeanMetric() for stage in STAGES for name in self._metric_names()}
+        )
         self.run_config: dict[str, Any] | None = None  # set by train.py; saved in checkpoints for eval/load
 
     @staticmethod
@@ -142,7 +142,7 @@ class VideoClassifier(L.LightningModule):
             correct[f"{prefix}top1"] = topk_correct(logits[head], labels[head], 1)
             if k > 5:
                 correct[f"{prefix}top5"] = topk_correct(logits[head], labels[head], 5)
-        if "action_top1" in self.metrics["train"]:
+        if "train_action_top1" in self.metrics:
             for k in (1, 5):
                 correct[f"action_top{k}"] = action_topk_correct(
                     logits["noun"], logits["verb"], labels["noun"], labels["verb"], k
@@ -153,7 +153,7 @@ class VideoClassifier(L.LightningModule):
         for name, correct in self._correct(logits, labels).items():
             if valid is not None:  # an unreadable video counts as wrong: it stays in the denominator
                 correct = correct & valid
-            metric = self.metrics[stage][name]
+            metric = self.metrics[f"{stage}_{name}"]
             metric.update(correct.float())
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name.endswith("top1"))
 

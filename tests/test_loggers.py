@@ -1,0 +1,49 @@
+"""W&B mode selection: never prompt, never hang."""
+
+import pytest
+
+from vivit.loggers import has_wandb_credentials, resolve_wandb_mode
+
+
+@pytest.fixture
+def no_netrc(tmp_path):
+    return {"NETRC": str(tmp_path / "missing_netrc")}
+
+
+def test_disabled_wins(no_netrc):
+    assert resolve_wandb_mode({**no_netrc, "WANDB_MODE": "disabled", "WANDB_API_KEY": "x" * 40}) == "disabled"
+
+
+def test_no_credentials_means_offline(no_netrc):
+    assert not has_wandb_credentials(no_netrc)
+    assert resolve_wandb_mode(no_netrc) == "offline"
+    assert resolve_wandb_mode({**no_netrc, "WANDB_MODE": "online"}) == "offline"  # asked online, but no key
+
+
+def test_api_key_means_online_unless_told_offline(no_netrc):
+    env = {**no_netrc, "WANDB_API_KEY": "k" * 40}
+    assert resolve_wandb_mode(env) == "online"
+    assert resolve_wandb_mode({**env, "WANDB_MODE": "offline"}) == "offline"
+    assert resolve_wandb_mode({**env, "WANDB_MODE": "dryrun"}) == "offline"
+
+
+def test_netrc_login_counts_as_credentials(tmp_path):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine api.wandb.ai\n  login user\n  password " + "p" * 40 + "\n")
+    netrc.chmod(0o600)
+    assert resolve_wandb_mode({"NETRC": str(netrc)}) == "online"
+    # a login for another W&B host (self-hosted server) is not a login for this one
+    assert resolve_wandb_mode({"NETRC": str(netrc), "WANDB_BASE_URL": "https://wandb.example.org"}) == "offline"
+
+
+def test_offline_logger_builds_without_network_or_prompt(tmp_path, monkeypatch, no_netrc):
+    from vivit.loggers import finish_wandb, wandb_logger
+
+    monkeypatch.setenv("NETRC", no_netrc["NETRC"])
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    logger = wandb_logger(save_dir=str(tmp_path), project="test")
+    logger.log_metrics({"x": 1.0})
+    assert logger.experiment.settings.mode == "offline"
+    finish_wandb()
+    assert list((tmp_path / "wandb").glob("offline-run-*")), "the offline run was not written"
