@@ -7,6 +7,7 @@ patch embedding maps onto it by name.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from timm.layers import lecun_normal_
 from torch import nn
@@ -15,14 +16,17 @@ from torch import nn
 def sample_frames_uniformly(num_frames: int, n_sampled: int) -> list[int]:
     """Indices of `n_sampled` frames spread evenly over `num_frames`, as Scenic's `sample_frames_uniformly`.
 
-    Indices are round(arange(T/(n+1), T, T/(n+1))) clipped to T-1 (round half to even, as jnp.round);
-    all frames when n >= T.
+    Scenic takes round(arange(T/(n+1), T, T/(n+1))) clipped to T-1, or all frames when n >= T. `jnp.arange`
+    with float arguments is NumPy's float32 arange, whose rounding we reproduce (it decides ties such as
+    T=13, n=11, where 6.5 lands on 6.5000005 and rounds to 7). For a few (T, n) that float arange returns one
+    position too many (T=8, n=2 gives [3, 5, 7]), so Scenic would sample n+1 frames; we keep the first n so
+    that the token count is always n.
     """
     if n_sampled >= num_frames:
         return list(range(num_frames))
     step = num_frames / (n_sampled + 1)
-    positions = torch.arange(step, num_frames, step, dtype=torch.float64)
-    return torch.round(positions).clamp(max=num_frames - 1).long().tolist()
+    positions = np.arange(step, num_frames, step, dtype=np.float32)[:n_sampled]
+    return np.minimum(np.round(positions), num_frames - 1).astype(int).tolist()
 
 
 class _VideoEmbedding(nn.Module):

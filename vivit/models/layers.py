@@ -159,12 +159,14 @@ class FactorisedDotProductAttention(Attention):
         p = self.attn_dropout if self.training else 0.0
 
         def split(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            # 4-D sequences for SDPA: (B, H/2 * ns, nt, hd) over time and (B, H/2 * nt, ns, hd) over space.
             t = t.reshape(B, H, nt, ns, hd)
-            return t[:, : H // 2].transpose(2, 3), t[:, H // 2 :]  # (B,H/2,ns,nt,hd) time; (B,H/2,nt,ns,hd) space
+            time = t[:, : H // 2].transpose(2, 3).reshape(B, -1, nt, hd)
+            return time, t[:, H // 2 :].reshape(B, -1, ns, hd)
 
         (qt, qs), (kt, ks), (vt, vs) = split(q), split(k), split(v)
-        time = F.scaled_dot_product_attention(qt, kt, vt, dropout_p=p).transpose(2, 3)
-        space = F.scaled_dot_product_attention(qs, ks, vs, dropout_p=p)
+        time = F.scaled_dot_product_attention(qt, kt, vt, dropout_p=p).reshape(B, H // 2, ns, nt, hd).transpose(2, 3)
+        space = F.scaled_dot_product_attention(qs, ks, vs, dropout_p=p).reshape(B, H // 2, nt, ns, hd)
         return torch.cat([time, space], dim=1).reshape(B, H, N, hd)
 
 
