@@ -414,6 +414,9 @@ def test_timm_parameter_names():
         ("st", dict(img_size=18), r"model\.img_size=18 .*model\.tubelet_size=\[2, 4, 4\]"),
         ("fe", dict(num_frames=7), r"model\.num_frames=7 .*t=2"),
         ("st", dict(tubelet_size=(2, 4)), r"model\.tubelet_size=\[2, 4\] must be three"),
+        ("st", dict(tubelet_size=16), r"model\.tubelet_size=\[16\] must be three"),
+        ("st", dict(num_frames=0), r"model\.num_frames=0 must be a positive int"),
+        ("st", dict(img_size=18, tubelet_size=(2, 4, 6)), r"model\.img_size=18 .*\(e\.g\. 12\)"),
         ("st", dict(num_heads=5), r"model\.embed_dim=32 .*model\.num_heads=5"),
         ("fsa", dict(classifier="token"), r"model\.classifier='token'.*\('gap',\)"),
         ("fdp", dict(classifier="token"), r"model\.classifier='token'"),
@@ -549,3 +552,14 @@ def test_model_config_overrides():
     with torch.device("meta"):
         model = instantiate(cfg.model)
     assert model.num_classes == {"noun": 300, "verb": 97} and model.head.out_features == 397
+
+
+def test_model_choice_and_overrides_through_the_train_config(tmp_path):
+    from tests.conftest import compose_config  # the real conf/train.yaml, as train.py composes it
+
+    cfg = compose_config("train", ["model=vivit_l_fe", "model.temporal_depth=8"], output_dir=tmp_path)
+    assert cfg.data.num_frames == cfg.model.num_frames == 32  # the data follows the model's geometry
+    with torch.device("meta"):
+        model = instantiate(cfg.model)
+    assert isinstance(model, FactorisedEncoderViViT) and len(model.temporal_blocks) == 8
+    assert model.num_classes == cfg.data.num_classes

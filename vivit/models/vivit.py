@@ -12,6 +12,7 @@ model). Parameter names follow timm's VisionTransformer.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -142,17 +143,21 @@ class ViViT(nn.Module):
 
     @staticmethod
     def _check_geometry(img_size: int, num_frames: int, tubelet_size: Sequence[int]) -> tuple[int, int, int]:
-        tubelet = tuple(tubelet_size)
+        tubelet = tuple(tubelet_size) if isinstance(tubelet_size, Sequence) else (tubelet_size,)
         if len(tubelet) != 3 or not all(isinstance(s, int) and s > 0 for s in tubelet):
             raise ValueError(
                 f"model.tubelet_size={list(tubelet)} must be three positive ints [t, h, w], e.g. [2, 16, 16]."
             )
+        for key, value in (("img_size", img_size), ("num_frames", num_frames)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"model.{key}={value!r} must be a positive int.")
         t, h, w = tubelet
         if img_size % h != 0 or img_size % w != 0:
+            patch = math.lcm(h, w)
             raise ValueError(
                 f"model.img_size={img_size} is not divisible by the patch size {h}x{w} of "
                 f"model.tubelet_size={list(tubelet)}; use an img_size that is a multiple of the patch size "
-                f"(e.g. {max(h, w) * max(1, img_size // max(h, w))}) or another patch size."
+                f"(e.g. {patch * max(1, img_size // patch)}) or another patch size."
             )
         if num_frames % t != 0:
             raise ValueError(
@@ -199,7 +204,6 @@ class ViViT(nn.Module):
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
 
-    @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:
         """Tokens and position embeddings (timm's convention; Scenic uses no weight decay at all)."""
         return {n for n, _ in self.named_parameters() if n.endswith(("cls_token", "pos_embed"))}
