@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
@@ -346,10 +345,11 @@ def test_multi_head_is_one_split_linear(variant):
     torch.testing.assert_close(torch.cat([out["noun"], out["verb"]], -1), logits)
 
 
+@pytest.mark.parametrize("embedding", ["tubelet", "uniform"])
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_every_parameter_gets_a_gradient(variant):
+def test_every_parameter_gets_a_gradient(variant, embedding):
     torch.manual_seed(0)
-    model = tiny(variant, embedding="tubelet")
+    model = tiny(variant, embedding=embedding)
     randomise_head(model)
     model(video()).square().sum().backward()
     D = 32
@@ -547,7 +547,11 @@ def test_model_config_overrides():
     assert cfg.pos_embed_std == 0.5 and cfg.tubelet_size == [2, 8, 8]
     model = instantiate(cfg)
     assert model(video(frames=8, size=32)).shape == (2, 8)
-    assert sum(p.numel() for p in model.parameters()) == 226_888  # ~227k, as the demo prototype
+    D = 64
+    block = 12 * D * D + 13 * D  # qkv + proj (4D^2 + 4D), two LayerNorms (4D), MLP 4x (8D^2 + 5D)
+    spatial = (3 * 2 * 8 * 8 * D + D) + D + (1 + 16) * D + 3 * block + 2 * D  # conv, CLS, pos, blocks, norm
+    temporal = D + (1 + 4) * D + 1 * block + 2 * D
+    assert sum(p.numel() for p in model.parameters()) == spatial + temporal + (D * 8 + 8) == 226_888
     cfg = compose_model("vivit_s_fsa", "data.num_classes={noun:300,verb:97}")  # a mapping from the data config
     with torch.device("meta"):
         model = instantiate(cfg.model)
