@@ -16,8 +16,9 @@ class TrainingCurves(L.Callback):
         self.output_dir = Path(output_dir)
         self.history: list[dict[str, float]] = []
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or trainer.fast_dev_run:
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # runs after the epoch's validation, so train and val metrics of the same epoch are both there
+        if trainer.fast_dev_run:
             return
         row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for key, value in trainer.callback_metrics.items():

@@ -67,8 +67,8 @@ def _instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
 
 def run_config(cfg: DictConfig) -> dict[str, Any]:
     """What a checkpoint keeps of the config: model and data, unresolved (for eval.py) and resolved."""
-    source = OmegaConf.to_container(OmegaConf.masked_copy(cfg, ["model", "data"]), resolve=False)
-    resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, ["model", "data"]), resolve=True)
+    source = {key: OmegaConf.to_container(cfg[key], resolve=False) for key in ("model", "data")}
+    resolved = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data")}
     return {"source": source, "resolved": resolved}
 
 
@@ -107,9 +107,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=cfg.get("ckpt_path"))
         checkpoint = _best_checkpoint(run.trainer)
         summary: dict[str, Any] = {"output_dir": str(output_dir), "checkpoint": checkpoint}
-        summary["val"] = _metrics(run.trainer.validate(run.module, datamodule=run.datamodule, ckpt_path=checkpoint))
+        summary["val"] = _metrics(run.trainer.validate(run.module, datamodule=run.datamodule, ckpt_path=checkpoint, verbose=False))
         if cfg.get("test", True):
-            summary["test"] = _metrics(run.trainer.test(run.module, datamodule=run.datamodule, ckpt_path=checkpoint))
+            summary["test"] = _metrics(run.trainer.test(run.module, datamodule=run.datamodule, ckpt_path=checkpoint, verbose=False))
     finally:
         finish_wandb()
     _write_summary(summary, output_dir, run.trainer)
@@ -213,9 +213,9 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
     run.module.load_state_dict(state["state_dict"])  # a train.py checkpoint or a converted file: both hold net.*
     try:
         if stage == "validate":
-            results = run.trainer.validate(run.module, datamodule=run.datamodule)
+            results = run.trainer.validate(run.module, datamodule=run.datamodule, verbose=False)
         else:
-            results = run.trainer.test(run.module, datamodule=run.datamodule)
+            results = run.trainer.test(run.module, datamodule=run.datamodule, verbose=False)
     finally:
         finish_wandb()
     summary = {"output_dir": str(cfg.paths.output_dir), "checkpoint": str(cfg.ckpt_path),

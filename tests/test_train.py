@@ -1,0 +1,125 @@
+"""End to end through the real configs: train (fast_dev_run and a short real run), eval, CLI, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, compose_config
+from vivit.tasks import ConfigError, evaluate, train
+
+SMALL_DATA = ["data.index.num_train=64", "data.index.num_val=32", "data.index.num_test=32", "data.batch_size=16"]
+
+
+def small_overrides(synthetic_root: Path) -> list[str]:
+    return [f"data.index.root={synthetic_root}", *SMALL_DATA, "logger=none", "trainer.accelerator=cpu"]
+
+
+def test_fast_dev_run_trains_validates_and_tests(synthetic_root, tmp_path):
+    cfg = compose_config("train", ["debug=fdr", *small_overrides(synthetic_root)], output_dir=tmp_path)
+    summary = train(cfg)
+    assert set(summary["val"]) >= {"val/top1", "val/top5", "val/loss"}
+    assert set(summary["test"]) >= {"test/top1", "test/top5", "test/loss"}
+    assert json.loads((tmp_path / "metrics.json").read_text())["val"] == summary["val"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(synthetic_root, tmp_path_factory):
+    """Two real epochs on the small synthetic set: checkpoints, metrics.json, curves."""
+    out = tmp_path_factory.mktemp("run")
+    overrides = [*small_overrides(synthetic_root), "trainer.max_epochs=2", "callbacks=default", "logger=csv"]
+    cfg = compose_config("train", overrides, output_dir=out)
+    return out, train(cfg)
+
+
+def test_training_writes_checkpoints_metrics_and_curves(trained_run):
+    out, summary = trained_run
+    assert Path(summary["checkpoint"]).is_file()
+    assert Path(summary["checkpoint"]).parent == out / "checkpoints"
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    names = [p.name for p in (out / "checkpoints").iterdir()]
+    assert all("/" not in n for n in names) and not any(p.is_dir() for p in (out / "checkpoints").iterdir())
+    history = json.loads((out / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [0, 1]
+    assert {"train/loss", "val/top1"} <= set(history[-1])
+    assert (out / "curves.png").stat().st_size > 1000
+    assert (out / "csv" / "metrics.csv").is_file()
+    checkpoint = torch.load(summary["checkpoint"], map_location="cpu", weights_only=False)
+    assert checkpoint["vivit_config"]["resolved"]["model"]["num_classes"] == 8
+
+
+def test_eval_reproduces_the_validation_top1_of_the_run(trained_run, tmp_path):
+    out, summary = trained_run
+    cfg = compose_config("eval", [f"ckpt_path={summary['checkpoint']}", "split=val", "trainer.accelerator=cpu"],
+                         output_dir=tmp_path)
+    # model and data come from the checkpoint: the composed defaults (full-size synthetic set) are replaced
+    result = evaluate(cfg, overrides=[f"ckpt_path={summary['checkpoint']}", "split=val"])
+    assert result["val"]["val/top1"] == pytest.approx(summary["val"]["val/top1"], abs=1e-6)
+    assert result["val"]["val/loss"] == pytest.approx(summary["val"]["val/loss"], rel=1e-5)
+    assert json.loads((tmp_path / "metrics.json").read_text())["val"] == result["val"]
+
+
+def test_eval_multi_view_test_and_key_override_on_saved_data(trained_run, tmp_path):
+    out, summary = trained_run
+    overrides = [f"ckpt_path={summary['checkpoint']}", "eval.views=2x3", "data.batch_size=4"]
+    cfg = compose_config("eval", [*overrides, "trainer.accelerator=cpu"], output_dir=tmp_path)
+    result = evaluate(cfg, overrides=overrides)
+    assert result["views"] == "2x3"
+    assert 0.0 <= result["test"]["test/top1"] <= 1.0
+
+
+def test_bad_shapes_fail_before_training_with_the_config_key(synthetic_root, tmp_path):
+    cfg = compose_config("train", ["debug=fdr", *small_overrides(synthetic_root), "model.num_frames=7"],
+                         output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"model.num_frames=7"):
+        train(cfg)
+    cfg = compose_config("train", ["debug=fdr", *small_overrides(synthetic_root), "model.img_size=36"],
+                         output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"model.img_size=36"):
+        train(cfg)
+
+
+def test_unknown_dataset_root_is_a_one_line_error(tmp_path):
+    missing = tmp_path / "no_such_dataset"
+    cfg = compose_config("train", ["debug=fdr", "data=folder", f"data.index.root={missing}", "data.num_classes=3",
+                                   "logger=none"], output_dir=tmp_path / "out")
+    with pytest.raises(ConfigError) as error:
+        train(cfg)
+    assert str(missing) in str(error.value) and "\n" not in str(error.value)
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_train_fast_dev_run_and_eval_errors(synthetic_root, tmp_path):
+    out = tmp_path / "outputs"
+    result = run_cli(str(ROOT / "train.py"), "debug=fdr", *small_overrides(synthetic_root),
+                     f"paths.log_dir={out}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = list(out.glob("debug/runs/*/metrics.json"))
+    assert len(metrics) == 1, "the run must write into its own Hydra output folder under paths.log_dir"
+    assert not (tmp_path / "lightning_logs").exists() and not (ROOT / "lightning_logs").exists()
+
+    result = run_cli(str(ROOT / "eval.py"), "ckpt_path=/nonexistent/best.ckpt", f"paths.log_dir={out}", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "error: ckpt_path: no checkpoint file at '/nonexistent/best.ckpt'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    result = run_cli(str(ROOT / "eval.py"), f"paths.log_dir={out}", cwd=tmp_path)
+    assert result.returncode != 0 and "error: ckpt_path: missing" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_multirun_jobs_get_their_own_folders(synthetic_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(str(ROOT / "train.py"), "-m", "debug=fdr", *small_overrides(synthetic_root), "model.depth=1,2",
+                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.parent.name for p in sweep.glob("*/metrics.json")) == ["0", "1"]
