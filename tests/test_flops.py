@@ -48,6 +48,12 @@ def test_table_5_gflops(crop, gflops):
     assert stats["gflops"] == pytest.approx(gflops, rel=0.01)
 
 
+@pytest.mark.parametrize("frames,gflops", [(32, 995.3), (128, 3980.4)])
+def test_large_factorised_encoder_gflops(frames, gflops):
+    """Paper Fig. 9 / Table 6: ViViT-L/16x2 FE costs 995.3 GFLOPs per view at 32 frames, 3980.4 at 128."""
+    assert flops.config_stats("vivit_l_fe", [f"num_frames={frames}"])["gflops"] == pytest.approx(gflops, rel=0.01)
+
+
 def test_model_1_equals_closed_form_in_multiply_adds(table_2):
     """One multiply-add = one FLOP: the tubelet conv, 12 D^2 per token per block (qkv 3, proj 1, MLP 8), the
     attention's 2 n^2 D per block and the head, exactly (biases, softmax, LayerNorm and GELU not counted)."""
