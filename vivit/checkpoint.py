@@ -1,0 +1,98 @@
+"""Self-describing ViViT checkpoints: read and write them, and build a ready model from one.
+
+Two kinds of file share one layout, so `eval.py` and `vivit.load_checkpoint` take either:
+
+- a `train.py` checkpoint (Lightning `.ckpt`): `state_dict` holds the LightningModule's weights, the backbone's
+  under `net.`, and `vivit_config` the model and data configs of the run;
+- a converted file (`python -m vivit.convert ...`, `.pt`): only `vivit_config` (model only) and `state_dict`.
+
+    {"vivit_config": {"source": {"model": cfg, ...}, "resolved": {"model": cfg, ...}},
+     "state_dict": {"net.<model parameter>": tensor, ...}}
+
+"source" keeps interpolations such as `num_classes: ${data.num_classes}` (eval.py composes it with a data
+config); "resolved" is what the model was built with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+PREFIX = "net."  # the backbone's attribute in the LightningModule
+INIT_KEYS = ("init",)  # config keys that say how to initialise, not what to build
+
+
+def model_kwargs(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A model config as plain containers, without the keys that are not constructor arguments."""
+    from omegaconf import DictConfig, OmegaConf
+
+    cfg = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
+    return {k: v for k, v in cfg.items() if k not in INIT_KEYS}
+
+
+def build_model(model_cfg: Mapping[str, Any]) -> nn.Module:
+    """Instantiate a model from its (resolved) config: `_target_` plus constructor kwargs."""
+    import hydra
+
+    kwargs = model_kwargs(model_cfg)
+    if "_target_" not in kwargs:
+        raise ValueError(f"The model config has no `_target_` (the model class): {sorted(kwargs)}.")
+    return hydra.utils.instantiate(kwargs, _convert_="all")
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """The backbone's state dict (`net.` stripped) and the `vivit_config` (None if the file has none).
+
+    Accepts a train.py `.ckpt`, a converted `.pt`, or a bare state dict with `net.` keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint file at '{path}'.")
+    # Lightning checkpoints pickle more than tensors (hyper-parameters, loop and callback states), so they
+    # cannot be read with weights_only=True: load only files you trust.
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f"'{path}' does not hold a dict (got {type(checkpoint).__name__}).")
+    state = checkpoint.get("state_dict", checkpoint)
+    backbone = {k[len(PREFIX) :]: v for k, v in state.items() if isinstance(k, str) and k.startswith(PREFIX)}
+    if not backbone:
+        raise ValueError(
+            f"'{path}' has no backbone weights (keys 'net.*' under 'state_dict'); it is not a train.py "
+            "checkpoint or a file written by `python -m vivit.convert`."
+        )
+    return backbone, checkpoint.get("vivit_config")
+
+
+def save_checkpoint(
+    path: str | Path, state_dict: Mapping[str, torch.Tensor], model_cfg: Mapping[str, Any], resolved: Mapping[str, Any]
+) -> None:
+    """Write a converted model in the train.py checkpoint layout (see the module docstring)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "vivit_config": {"source": {"model": dict(model_cfg)}, "resolved": {"model": dict(resolved)}},
+            "state_dict": {PREFIX + k: v.detach().clone().contiguous() for k, v in state_dict.items()},
+        },
+        path,
+    )
+
+
+def load_checkpoint(path: str | Path) -> nn.Module:
+    """A ready model (eval mode, on the CPU) from a train.py checkpoint or a converted file.
+
+    The model is built from `vivit_config["resolved"]["model"]` and its weights are loaded strictly.
+    """
+    state, config = read_checkpoint(path)
+    if not config or "model" not in config.get("resolved", {}):
+        raise ValueError(
+            f"'{path}' holds no model config (vivit_config.resolved.model); build the model yourself and "
+            "load the 'net.*' weights, or re-create the file with train.py / `python -m vivit.convert`."
+        )
+    model = build_model(config["resolved"]["model"])
+    model.load_state_dict(state)
+    return model.eval()
