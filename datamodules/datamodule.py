@@ -1,0 +1,267 @@
+"""`VideoDataModule`: index -> records -> frame indices -> decoded frames -> transformed clips -> batches.
+
+Batches (the project contract):
+    train: {"video": float (B, C, T, H, W), "label": long (B,) or {head: long (B,)}, "index": long (B,)}
+    val:   the same plus "valid": bool (B,)
+    test:  "video": float (B, V, C, T, H, W) with V = temporal clips x spatial crops (clip-major), + "valid"
+Unlabelled records get label -1. A video that cannot be read is logged and counted (`num_errors`); in
+training it is replaced by another random video, in evaluation it yields zeros and valid=False (so the
+module counts it as wrong instead of dropping it). `on_error="raise"` makes it fatal instead.
+
+Distributed: training uses Lightning's DistributedSampler (keep the Trainer's default
+`use_distributed_sampler=True`); validation and test use Lightning's `UnrepeatedDistributedSampler`, so
+every video is evaluated exactly once across ranks (ranks may then see different numbers of batches).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import sys
+import time
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset
+
+from . import reader, sampling
+from .records import VideoRecord
+from .transforms import EvalTransform, to_video, train_transform
+
+log = logging.getLogger(__name__)
+MODES = ("train", "val", "test")
+
+
+class VideoIndex(Protocol):
+    """What the datamodule needs from a dataset index (FolderVideos, SyntheticVideos, the real-dataset
+    readers): class names (a list, or one list per head) and the records of each split. An optional
+    `prepare()` (download/generate) runs once per node before `records` is called."""
+
+    classes: list[str] | Mapping[str, list[str]]
+
+    def records(self, split: str) -> list[VideoRecord]: ...
+
+
+def index_num_classes(index: VideoIndex) -> int | dict[str, int]:
+    classes = index.classes
+    if isinstance(classes, Mapping):
+        return {head: len(names) for head, names in classes.items()}
+    return len(classes)
+
+
+class VideoDataset(Dataset):
+    """One split. `mode` picks sampling and transforms: train (random clip, augmentation), val (centre
+    clip, centre crop), test (`views` = (temporal clips, spatial crops), all views in one item)."""
+
+    def __init__(self, records: Sequence[VideoRecord], mode: str, num_frames: int, stride: int, short_side: int,
+                 transform: Callable, views: tuple[int, int] = (1, 1), heads: Sequence[str] | None = None,
+                 on_error: str = "warn", cache: list[np.ndarray | None] | None = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if on_error not in ("warn", "raise"):
+            raise ValueError(f"data.on_error must be 'warn' or 'raise', got {on_error!r}")
+        self.records, self.mode, self.num_frames, self.stride = list(records), mode, num_frames, stride
+        self.short_side, self.transform, self.views = short_side, transform, views
+        self.heads, self.on_error, self.cache = heads, on_error, cache
+        self.crop_size = getattr(transform, "crop_size", None)
+        self.num_errors = multiprocessing.Value("q", 0)  # shared with DataLoader worker processes
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        for attempt in range(10):
+            try:
+                video = self.load(i)
+                return {"video": video, "label": self.label(self.records[i]), "index": i, **self._valid(True)}
+            except Exception as e:  # noqa: BLE001 - bad data shows up as many exception types
+                if self.on_error == "raise":
+                    raise
+                with self.num_errors.get_lock():
+                    self.num_errors.value += 1
+                log.warning("unreadable video %s (%s: %s)", self.records[i].path, type(e).__name__, e)
+                if self.mode != "train":
+                    return {"video": self._blank(), "label": self.label(self.records[i]), "index": i,
+                            **self._valid(False)}
+                i = int(torch.randint(len(self.records), ()))  # training: replace it by another video
+        raise RuntimeError(f"10 videos in a row could not be read (last: {self.records[i].path}); "
+                           f"check the dataset (see the warnings above)")
+
+    def _valid(self, valid: bool) -> dict[str, bool]:
+        return {} if self.mode == "train" else {"valid": valid}
+
+    def label(self, record: VideoRecord) -> int | dict[str, int]:
+        if self.heads is None:
+            return -1 if record.label is None else int(record.label)
+        return {head: -1 if record.label is None else int(record.label[head]) for head in self.heads}
+
+    def frames(self, i: int, indices: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W, 3) frames at clip-relative `indices`, from the cache or decoded."""
+        if self.cache is not None:
+            clip = self.cache[i]
+            if clip is None:
+                raise reader.VideoReadError(f"{self.records[i].path} could not be decoded when caching")
+            return clip[indices]
+        return reader.read_frames(self.records[i], indices, self.short_side)
+
+    def length(self, i: int) -> int:
+        if self.cache is not None and self.cache[i] is not None:
+            return len(self.cache[i])
+        return reader.probe(self.records[i]).num_frames
+
+    def load(self, i: int) -> torch.Tensor:
+        length = self.length(i)
+        if self.mode == "train":
+            return self.transform(to_video(self.frames(i, sampling.train_indices(length, self.num_frames, self.stride))))
+        if self.mode == "val":
+            return self.transform(to_video(self.frames(i, sampling.centre_indices(length, self.num_frames, self.stride))))[0]
+        clips = sampling.test_indices(length, self.num_frames, self.stride, self.views[0])
+        frames = self.frames(i, np.concatenate(clips))  # one decoding pass for all temporal views
+        views = [self.transform(to_video(part)) for part in np.split(frames, len(clips))]
+        return torch.cat(views)  # (clips x crops, C, T, H, W), clip-major
+
+    def _blank(self) -> torch.Tensor:
+        shape = (3, self.num_frames, self.crop_size, self.crop_size)
+        if self.mode == "test":
+            shape = (self.views[0] * self.views[1],) + shape
+        return torch.zeros(shape)
+
+
+def decode_all(records: Sequence[VideoRecord], short_side: int, on_error: str, name: str) -> list[np.ndarray | None]:
+    """Every frame of every record, uint8, for `cache_decoded` (small datasets: epochs then cost no
+    decoding). A video that fails is stored as None and reported when its item is loaded."""
+    began, clips, tty = time.perf_counter(), [], sys.stderr.isatty()
+    for n, record in enumerate(records):
+        try:
+            clips.append(reader.read_frames(record, range(reader.probe(record).num_frames), short_side))
+        except Exception as e:  # noqa: BLE001
+            if on_error == "raise":
+                raise
+            log.warning("unreadable video %s (%s: %s)", record.path, type(e).__name__, e)
+            clips.append(None)
+        if tty and (n % 64 == 0 or n + 1 == len(records)):
+            print(f"\rdecoding {name} into memory: {n + 1}/{len(records)}", end="", file=sys.stderr, flush=True)
+    megabytes = sum(c.nbytes for c in clips if c is not None) / 2**20
+    print(f"{' ' if tty else ''}decoded {len(records)} {name} videos into memory ({megabytes:.0f} MB) in "
+          f"{time.perf_counter() - began:.1f} s", file=sys.stderr)
+    return clips
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Video classification data for any index (see `VideoIndex`).
+
+    Args:
+        index: dataset index object (e.g. `datamodules.synthetic.SyntheticVideos`, `datamodules.folder.FolderVideos`).
+        num_classes: classes the model predicts (int, or head -> int); checked against the index.
+        num_frames, stride: frames per clip and the step between them (in frames of the clip's rate).
+        crop_size: spatial size of the model input.
+        min_resize: short side after decoding (scenic's `min_resize`); default `crop_size`.
+        batch_size: clips per training/validation batch (per device under DDP).
+        test_batch_size: videos per test batch (each holds all views); default batch_size // views, >= 1.
+        test_views: "TxS" temporal clips x spatial crops (1 or 3), e.g. "4x3".
+        scale_jitter: (low, high) factors for H and W, or None. hflip: random horizontal flip (turn off
+            for datasets whose labels say left/right, e.g. SSv2). randaugment: {num_layers, magnitude} or
+            None. colour_augment: DMVR colour jitter + grayscale.
+        mean, std: normalisation of [0, 1] pixels; 0.5/0.5 gives [-1, 1] (scenic's zero_centering).
+        on_error: "warn" (log, count, replace in training / valid=False in evaluation) or "raise".
+        cache_decoded: decode every video once into memory (uint8) at setup; for small datasets.
+        num_workers, pin_memory, persistent_workers: DataLoader settings.
+    """
+
+    def __init__(self, index: VideoIndex, num_classes: int | Mapping[str, int], num_frames: int, crop_size: int,
+                 stride: int = 1, min_resize: int | None = None, batch_size: int = 32,
+                 test_batch_size: int | None = None, test_views: str = "1x1",
+                 scale_jitter: Sequence[float] | None = (0.9, 1.33), hflip: bool = True,
+                 randaugment: Mapping[str, float] | None = None, colour_augment: bool = False,
+                 mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
+                 on_error: str = "warn", cache_decoded: bool = False, num_workers: int = 0,
+                 pin_memory: bool = True, persistent_workers: bool = True) -> None:
+        super().__init__()
+        self.index = index
+        self.num_classes = dict(num_classes) if isinstance(num_classes, Mapping) else int(num_classes)
+        self.num_frames, self.stride, self.crop_size = int(num_frames), int(stride), int(crop_size)
+        self.min_resize = int(min_resize or crop_size)
+        if self.min_resize < self.crop_size:
+            raise ValueError(f"data.min_resize ({self.min_resize}) must be >= data.crop_size ({self.crop_size})")
+        self.batch_size, self.num_workers = int(batch_size), int(num_workers)
+        self.views = sampling.parse_views(test_views)
+        self.test_batch_size = int(test_batch_size or max(1, self.batch_size // (self.views[0] * self.views[1])))
+        if on_error not in ("warn", "raise"):
+            raise ValueError(f"data.on_error must be 'warn' or 'raise', got {on_error!r}")
+        self.on_error, self.cache_decoded = on_error, cache_decoded
+        self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
+        self.train_transform = train_transform(
+            self.crop_size, tuple(scale_jitter) if scale_jitter else None, hflip,
+            dict(randaugment) if randaugment else None, colour_augment, tuple(mean), tuple(std))
+        self.val_transform = EvalTransform(self.crop_size, 1, tuple(mean), tuple(std))
+        self.test_transform = EvalTransform(self.crop_size, self.views[1], tuple(mean), tuple(std))
+        self.datasets: dict[str, VideoDataset] = {}
+
+    # -- Lightning hooks ------------------------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        if hasattr(self.index, "prepare"):
+            self.index.prepare()  # generate/verify once per node
+
+    def setup(self, stage: str | None = None) -> None:
+        self.check_num_classes()
+        modes = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+        for mode in modes.get(stage, MODES):
+            if mode not in self.datasets:
+                self.datasets[mode] = self.build_dataset(mode)
+
+    def check_num_classes(self) -> None:
+        found = index_num_classes(self.index)
+        if found != self.num_classes:
+            raise ValueError(f"data.num_classes is {self.num_classes} but the dataset index "
+                             f"({type(self.index).__name__}) has {found} classes; set data.num_classes={found}")
+
+    def build_dataset(self, mode: str) -> VideoDataset:
+        records = self.index.records(mode)
+        transform = {"train": self.train_transform, "val": self.val_transform, "test": self.test_transform}[mode]
+        cache = decode_all(records, self.min_resize, self.on_error, mode) if self.cache_decoded else None
+        heads = list(self.num_classes) if isinstance(self.num_classes, dict) else None
+        return VideoDataset(records, mode, self.num_frames, self.stride, self.min_resize, transform, self.views,
+                            heads, self.on_error, cache)
+
+    def train_dataloader(self) -> DataLoader:
+        # Lightning swaps the sampler for a DistributedSampler under DDP (use_distributed_sampler=True).
+        return self._loader("train", self.batch_size, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.test_batch_size)
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    def _loader(self, mode: str, batch_size: int, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
+        if mode not in self.datasets:
+            self.setup({"train": "fit", "val": "validate", "test": "test"}[mode])
+        dataset = self.datasets[mode]
+        sampler = None
+        world_size, rank = self._distributed()
+        if mode != "train" and world_size > 1:
+            # Each video exactly once across ranks: no padding duplicates in the metrics.
+            sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
+        if mode == "train" and len(dataset) < batch_size:
+            drop_last = False  # a tiny dataset still yields one batch
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, drop_last=drop_last,
+                          num_workers=self.num_workers, pin_memory=self.pin_memory and torch.cuda.is_available(),
+                          persistent_workers=self.persistent_workers and self.num_workers > 0)
+
+    def _distributed(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
+    @property
+    def num_errors(self) -> dict[str, int]:
+        """Unreadable videos met so far per split (cumulative, this process and its workers); a module or
+        callback can log them at epoch end."""
+        return {mode: dataset.num_errors.value for mode, dataset in self.datasets.items()}

@@ -1,0 +1,135 @@
+"""`data=folder`: any dataset given as CSV files of `path,label` or as one folder per class.
+
+Layout under `root` (each split independently):
+
+    root/train.csv  root/val.csv  root/test.csv     header `path,label` (+ optional `start,end` in seconds);
+                                                    paths relative to the CSV; label = class name or integer;
+                                                    an empty or absent label column = unlabelled split
+    root/train/<class>/*.mp4 ...                    or a folder per class instead of a CSV
+    root/classes.txt                                optional: one class name per line, in index order
+
+Class indices are the sorted class names of the training split unless `classes.txt` is given; labels that
+are all integers are used as indices directly.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from .records import VideoRecord
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
+SPLITS = ("train", "val", "test")
+
+
+class FolderVideos:
+    """Index of a custom dataset. `train`/`val`/`test` name each split's CSV file or class folder
+    (relative to `root`); by default `<split>.csv`, else the folder `<split>/`."""
+
+    def __init__(self, root: str | Path, train: str | None = None, val: str | None = None, test: str | None = None,
+                 classes: str | list[str] | None = None, frame_template: str | None = None, first_index: int = 1,
+                 fps: float | None = None) -> None:
+        self.root = Path(root)
+        self.sources = {"train": train, "val": val, "test": test}
+        self._classes_arg = classes
+        self.frame_template = frame_template
+        self.first_index = first_index
+        self.fps = fps
+        self._classes: list[str] | None = None
+        self._integer_labels = False
+
+    # -- classes ------------------------------------------------------------------------------------
+
+    @property
+    def classes(self) -> list[str]:
+        if self._classes is None:
+            self._classes = self._load_classes()
+        return self._classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def _load_classes(self) -> list[str]:
+        if isinstance(self._classes_arg, (list, tuple)):
+            return [str(c) for c in self._classes_arg]
+        path = self.root / (self._classes_arg or "classes.txt")
+        if path.is_file():
+            names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            if not names:
+                raise ValueError(f"{path} lists no classes (expected one class name per line)")
+            return names
+        if self._classes_arg:
+            raise FileNotFoundError(f"classes file not found: {path} (expected one class name per line)")
+        labels = {label for _, label, _ in self._rows("train") if label is not None}
+        if not labels:
+            raise ValueError(f"the training split of {self.root} has no labels; give a classes.txt")
+        if all(label.lstrip("-").isdigit() for label in labels):
+            self._integer_labels = True
+            return [str(i) for i in range(max(int(label) for label in labels) + 1)]
+        return sorted(labels)
+
+    # -- records ------------------------------------------------------------------------------------
+
+    def records(self, split: str) -> list[VideoRecord]:
+        """The split's records, labels mapped to class indices."""
+        index = {name: i for i, name in enumerate(self.classes)}
+        records = []
+        for n, (path, label, span) in enumerate(self._rows(split)):
+            records.append(VideoRecord(
+                path=path, label=self._label_index(label, index, split), id=f"{split}/{n}:{path.name}",
+                start=span[0], end=span[1], fps=self.fps, frame_template=self.frame_template,
+                first_index=self.first_index))
+        if not records:
+            raise ValueError(f"split {split!r} of {self.root} is empty ({self._source(split)})")
+        return records
+
+    def _label_index(self, label: str | None, index: dict[str, int], split: str) -> int | None:
+        if label is None:
+            return None
+        if label in index:
+            return index[label]
+        if label.lstrip("-").isdigit() and 0 <= int(label) < len(index):
+            return int(label)
+        raise ValueError(f"label {label!r} in split {split!r} ({self._source(split)}) is not one of the "
+                         f"{len(index)} classes; add it to {self.root / 'classes.txt'}")
+
+    def _source(self, split: str) -> Path:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        if self.sources[split]:
+            return self.root / self.sources[split]
+        csv_path = self.root / f"{split}.csv"
+        if csv_path.is_file() or not (self.root / split).is_dir():
+            return csv_path
+        return self.root / split
+
+    def _rows(self, split: str):
+        """(absolute path, label name or None, (start, end)) per sample."""
+        source = self._source(split)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"dataset root not found: {self.root} (expected {split}.csv files with "
+                                    f"'path,label' rows or folders {split}/<class>/*.mp4)")
+        if source.is_dir():
+            return list(self._folder_rows(source))
+        if not source.is_file():
+            raise FileNotFoundError(f"annotation file not found: {source} (expected a CSV with header "
+                                    f"'path,label', or a folder {self.root / split}/<class>/*.mp4)")
+        return list(self._csv_rows(source))
+
+    def _csv_rows(self, path: Path):
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or "path" not in reader.fieldnames:
+                raise ValueError(f"{path}: expected a header line 'path,label', got {reader.fieldnames}")
+            for row in reader:
+                label = (row.get("label") or "").strip() or None
+                span = tuple(float(row[k]) if row.get(k) not in (None, "") else None for k in ("start", "end"))
+                yield (path.parent / row["path"].strip()), label, span
+
+    def _folder_rows(self, folder: Path):
+        for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+            for path in sorted(class_dir.iterdir()):
+                if path.suffix.lower() in VIDEO_SUFFIXES or (self.frame_template and path.is_dir()):
+                    yield path, class_dir.name, (None, None)
