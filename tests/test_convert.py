@@ -7,6 +7,7 @@ build parameter trees with the official names and Flax layouts, check the layout
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 
@@ -252,7 +253,8 @@ def test_scenic_round_trip_through_msgpack(variant, tmp_path):
     np.testing.assert_array_equal(restored["rng"], np.arange(6, dtype=np.float32).reshape(2, 3))  # unchunked
     assert restored["global_step"] == 7
 
-    converted = convert_scenic(path, tmp_path / "vivit.pt", f"vivit_s_{variant}", overrides(variant))
+    main(["scenic", str(path), str(tmp_path / "vivit.pt"), "--model", f"vivit_s_{variant}", *overrides(variant)])
+    converted = load_checkpoint(tmp_path / "vivit.pt")
     assert type(converted) is type(model)
     assert converted.num_classes == 6  # from output_projection
     for name, value in model.state_dict().items():
@@ -260,9 +262,6 @@ def test_scenic_round_trip_through_msgpack(variant, tmp_path):
     video = clip()
     with torch.no_grad():
         assert torch.equal(converted(video), model(video))
-    loaded = load_checkpoint(tmp_path / "vivit.pt")
-    with torch.no_grad():
-        assert torch.equal(loaded(video), model(video))
 
 
 def test_scenic_reads_bfloat16_and_params_without_a_train_state(tmp_path):
@@ -313,6 +312,12 @@ def test_load_checkpoint_of_a_train_py_checkpoint(tmp_path):
     video = clip()
     with torch.no_grad():
         assert torch.equal(loaded(video), model.eval()(video))
+
+    # Files are read with weights_only=True: an arbitrary pickled object needs trusted=True.
+    torch.save({**checkpoint, "hyper_parameters": argparse.Namespace(lr=0.1)}, tmp_path / "pickled.ckpt")
+    with pytest.raises(ValueError, match="trusted=True"):
+        load_checkpoint(tmp_path / "pickled.ckpt")
+    assert isinstance(load_checkpoint(tmp_path / "pickled.ckpt", trusted=True), FactorisedEncoderViViT)
 
     torch.save({"state_dict": checkpoint["state_dict"]}, tmp_path / "bare.ckpt")
     with pytest.raises(ValueError, match="holds no model config"):

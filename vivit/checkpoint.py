@@ -15,6 +15,7 @@ config); "resolved" is what the model was built with.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,17 +45,21 @@ def build_model(model_cfg: Mapping[str, Any]) -> nn.Module:
     return hydra.utils.instantiate(kwargs, _convert_="all")
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+def read_checkpoint(path: str | Path, trusted: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
     """The backbone's state dict (`net.` stripped) and the `vivit_config` (None if the file has none).
 
-    Accepts a train.py `.ckpt`, a converted `.pt`, or a bare state dict with `net.` keys.
+    Accepts a train.py `.ckpt`, a converted `.pt`, or a bare state dict with `net.` keys. Both kinds hold only
+    tensors and plain containers, so they are read with `weights_only=True` (no code runs while loading);
+    `trusted=True` unpickles anything, for files of your own that hold other objects.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint file at '{path}'.")
-    # Lightning checkpoints pickle more than tensors (hyper-parameters, loop and callback states), so they
-    # cannot be read with weights_only=True: load only files you trust.
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=not trusted)
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"'{path}' pickles objects other than tensors and plain containers, which are not loaded "
+                         "by default; if you trust the file, pass trusted=True.") from error
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f"'{path}' does not hold a dict (got {type(checkpoint).__name__}).")
     state = checkpoint.get("state_dict", checkpoint)
@@ -82,12 +87,13 @@ def save_checkpoint(
     )
 
 
-def load_checkpoint(path: str | Path) -> nn.Module:
+def load_checkpoint(path: str | Path, trusted: bool = False) -> nn.Module:
     """A ready model (eval mode, on the CPU) from a train.py checkpoint or a converted file.
 
     The model is built from `vivit_config["resolved"]["model"]` and its weights are loaded strictly.
+    `trusted=True` allows files that pickle arbitrary objects (see `read_checkpoint`).
     """
-    state, config = read_checkpoint(path)
+    state, config = read_checkpoint(path, trusted)
     if not config or "model" not in config.get("resolved", {}):
         raise ValueError(
             f"'{path}' holds no model config (vivit_config.resolved.model); build the model yourself and "

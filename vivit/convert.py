@@ -421,14 +421,14 @@ def check_state(model: nn.Module, state: Mapping[str, torch.Tensor], origins: Or
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m vivit.convert", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m vivit.convert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("format", choices=("hf", "scenic"), help="the checkpoint's origin")
     parser.add_argument("src", help="HF directory / weights file, or the Scenic `checkpoint` file")
     parser.add_argument("out", help="the converted checkpoint to write (.pt)")
     parser.add_argument("--model", help="a conf/model name (required for scenic; hf default: vivit_b_st)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="model config overrides")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # overrides may come after --model
     try:
         if args.format == "hf":
             model = convert_hf(args.src, args.out, args.model, args.overrides)
