@@ -21,7 +21,7 @@ from vivit.models import (
     FactorisedSelfAttentionViViT,
     SpatioTemporalViViT,
 )
-from vivit.pretrained import initialise, initialise_from_config
+from vivit.pretrained import initialise
 
 VARIANTS = {
     "st": SpatioTemporalViViT,
@@ -233,8 +233,9 @@ def write_vit_npz(vit: nn.Module, path) -> str:
         ln(w, f"{b}/LayerNorm_2", f"{p}.norm2")
         qkv_w, qkv_b = sd[f"{p}.attn.qkv.weight"], sd[f"{p}.attn.qkv.bias"]
         for j, name in enumerate(("query", "key", "value")):
-            w[f"{b}/MultiHeadDotProductAttention_1/{name}/kernel"] = qkv_w[j * dim:(j + 1) * dim].T.reshape(dim, heads, hd)
-            w[f"{b}/MultiHeadDotProductAttention_1/{name}/bias"] = qkv_b[j * dim:(j + 1) * dim].reshape(heads, hd)
+            rows = slice(j * dim, (j + 1) * dim)
+            w[f"{b}/MultiHeadDotProductAttention_1/{name}/kernel"] = qkv_w[rows].T.reshape(dim, heads, hd)
+            w[f"{b}/MultiHeadDotProductAttention_1/{name}/bias"] = qkv_b[rows].reshape(heads, hd)
         w[f"{b}/MultiHeadDotProductAttention_1/out/kernel"] = sd[f"{p}.attn.proj.weight"].T.reshape(heads, hd, dim)
         w[f"{b}/MultiHeadDotProductAttention_1/out/bias"] = sd[f"{p}.attn.proj.bias"]
         dense(w, f"{b}/MlpBlock_3/Dense_0", f"{p}.mlp.fc1")
@@ -243,16 +244,44 @@ def write_vit_npz(vit: nn.Module, path) -> str:
     return str(path)
 
 
+def big_vision_npz(vit_npz, path) -> str:
+    """The big_vision layout: `params/` prefix, blocks stacked on a leading axis, sub-modules numbered 0/0/1,
+    and `pos_embedding` for the patches only (big_vision adds no position to its CLS token)."""
+    w = dict(np.load(vit_npz))
+    out = {f"params/{k}": w[k] for k in ("embedding/kernel", "embedding/bias", "cls", "head/kernel", "head/bias",
+                                         "Transformer/encoder_norm/scale", "Transformer/encoder_norm/bias")}
+    out["params/pos_embedding"] = w["Transformer/posembed_input/pos_embedding"][:, 1:]
+    renames = {"MultiHeadDotProductAttention_1": "MultiHeadDotProductAttention_0", "LayerNorm_2": "LayerNorm_1",
+               "MlpBlock_3": "MlpBlock_0"}
+    for key in (k for k in w if k.startswith("Transformer/encoderblock_0/")):
+        tail = key.removeprefix("Transformer/encoderblock_0/")
+        for old, new in renames.items():
+            tail = tail.replace(old, new)
+        layers = [w[key.replace("encoderblock_0/", f"encoderblock_{i}/")] for i in range(2)]
+        out[f"params/Transformer/encoderblock/{tail}"] = np.stack(layers)
+    np.savez(path, **out)
+    return str(path)
+
+
 def test_jax_npz_and_pytorch_files_give_the_same_initialisation(vit_file, tmp_path):
     vit, path = vit_file
     from_npz, from_pth, from_module = vivit("st"), vivit("st"), vivit("st")
-    initialise(from_npz, write_vit_npz(vit, tmp_path / "ViT-tiny.npz"))
+    npz = write_vit_npz(vit, tmp_path / "ViT-tiny.npz")
+    initialise(from_npz, npz)
     initialise(from_pth, save(vit, tmp_path / "vit.pth"))
     initialise(from_module, vit)
     for name, value in from_pth.state_dict().items():
         torch.testing.assert_close(from_npz.state_dict()[name], value, atol=1e-6, rtol=0, msg=name)
         assert torch.equal(from_module.state_dict()[name], value), name
     assert torch.equal(from_pth.blocks[1].attn.qkv.weight, vit.blocks[1].attn.qkv.weight)
+
+    from_big_vision = vivit("st")
+    initialise(from_big_vision, big_vision_npz(npz, tmp_path / "big_vision.npz"))
+    for name, value in from_pth.state_dict().items():
+        expected = value.clone()
+        if name == "pos_embed":
+            expected[:, 0] = 0  # its CLS token has no position: a zero row keeps the token as the ViT sees it
+        torch.testing.assert_close(from_big_vision.state_dict()[name], expected, atol=1e-6, rtol=0, msg=name)
 
 
 def test_timm_name_with_a_local_weights_file(tmp_path):
@@ -338,7 +367,7 @@ def test_model_1_checkpoint_on_a_larger_grid_and_head_loading(tmp_path):
         initialise(vivit("st", num_classes=9), path, load_head=True)
 
 
-# -- errors and config -------------------------------------------------------------------------------------------
+# -- errors -------------------------------------------------------------------------------------------
 def test_mismatches_are_reported_by_name(vit_file, tmp_path):
     vit, path = vit_file
     with pytest.raises(ValueError) as error:
@@ -356,15 +385,3 @@ def test_mismatches_are_reported_by_name(vit_file, tmp_path):
         initialise(vivit("st"), tmp_path / "missing.safetensors")
     with pytest.raises(ValueError, match="tubelet_init='centre'"):
         initialise(vivit("st"), path, tubelet_init="centre")
-
-
-def test_initialise_from_config_values(vit_file):
-    vit, path = vit_file
-    assert initialise_from_config(vivit("st"), None) is None
-    assert initialise_from_config(vivit("st"), {"source": None}) is None
-    model = vivit("st")
-    initialise_from_config(model, path)
-    assert torch.equal(model.cls_token, vit.cls_token)
-    model = vivit("st")
-    report = initialise_from_config(model, {"source": path, "tubelet_init": "inflate"})
-    assert "filter inflation" in report.adapted["patch_embed.proj.weight"]

@@ -150,19 +150,6 @@ def initialise(
     return report
 
 
-def initialise_from_config(model: nn.Module, init_from: str | Mapping[str, Any] | None) -> InitReport | None:
-    """`initialise` driven by a config value: null, a source string, or a mapping {source: ..., <options>}."""
-    if not init_from:
-        return None
-    if isinstance(init_from, (str, Path)):
-        return initialise(model, init_from)
-    options = dict(init_from)
-    source = options.pop("source", None)
-    if not source:
-        return None
-    return initialise(model, source, **options)
-
-
 def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{key}={value!r} is not one of {allowed}.")
@@ -424,9 +411,13 @@ def _image_to_video(model: nn.Module, vit: nn.Module, name: str, tubelet_init: s
     how = f"{tuple(vit.patch_embed.grid_size)} grid of pos_embed"
     how += f" resized to {(nh, nw)} ({interpolation})" if (nh, nw) != tuple(vit.patch_embed.grid_size) else ""
     how += f", repeated for {frames} time steps" if frames > 1 else ""
+    # The CLS row: the ViT's; zero if its CLS token has no position (big_vision, timm's no_embed_class), so the
+    # token enters as in the ViT; the model's own if the ViT has no CLS token (Scenic).
+    cls_row = pos[:, :1] if pos_rows else torch.zeros_like(pos[:, :1]) if has_cls else None
     if model.num_prefix_tokens:
-        how += "; CLS row copied" if pos_rows else "; CLS row kept at init (the ViT has none)"
-    transfer.set("pos_embed", _with_cls_row(new, model, pos[:, :1] if pos_rows else None), how, ["pos_embed"])
+        how += {1: "; CLS row copied", 0: "; CLS row zero (the ViT adds no position to its CLS token)"}[pos_rows] \
+            if has_cls else "; CLS row kept at init (the ViT has no CLS token)"
+    transfer.set("pos_embed", _with_cls_row(new, model, cls_row), how, ["pos_embed"])
 
     if isinstance(model, FactorisedEncoderViViT):  # the temporal encoder starts random, as in Scenic
         transfer.keep("temporal_*")
