@@ -118,7 +118,7 @@ class VideoDataset(Dataset):
             return self.transform(to_video(self.frames(i, sampling.train_indices(length, self.num_frames, self.stride))))
         if self.mode == "val":
             return self.transform(to_video(self.frames(i, sampling.centre_indices(length, self.num_frames, self.stride))))[0]
-        clips = sampling.test_indices(length, self.num_frames, self.stride, self.views[0])
+        clips = sampling.linspaced_indices(length, self.num_frames, self.stride, self.views[0])
         frames = self.frames(i, np.concatenate(clips))  # one decoding pass for all temporal views
         views = [self.transform(to_video(part)) for part in np.split(frames, len(clips))]
         return torch.cat(views)  # (clips x crops, C, T, H, W), clip-major

@@ -135,7 +135,9 @@ def read_frames(record: VideoRecord, indices: Sequence[int], short_side: int | N
         offset = Fraction(record.start or 0).limit_denominator(1_000_000)
         wanted = sorted(set(indices))
         target = {i: start + (offset + Fraction(i) / rate) / stream.time_base for i in wanted}
-        half_frame = 1 / (2 * rate) / stream.time_base
+        # Tolerance for pts rounding: half a frame, of the stream's own rate when sampling a coarser grid.
+        native = stream.average_rate or stream.guessed_rate or rate
+        half_frame = 1 / (2 * max(rate, Fraction(native))) / stream.time_base
         chosen = _decode_until(container, stream, path, wanted, target, half_frame,
                                seek=target[wanted[0]] > start + half_frame)
         height, width = short_side_size(chosen[wanted[0]].height, chosen[wanted[0]].width, short_side)
@@ -174,10 +176,17 @@ def _decode_until(container, stream, path: Path, wanted: list[int], target: dict
             previous = frame
     except av.FFmpegError as e:
         raise VideoReadError(f"cannot decode {path}: {e}") from e
-    if previous is None and not chosen:
-        raise VideoReadError(f"no frames decoded from {path} (empty or truncated)")
-    for i in pending:  # headers may overstate the length by a frame or two: hold the last frame
-        chosen[i] = previous
+    if pending:
+        if previous is None:
+            raise VideoReadError(f"no frames decoded from {path} (empty or truncated)")
+        # Headers may overstate the length by a frame or two: hold the last frame, as a player would.
+        # Any further and the file is cut short.
+        if target[pending[-1]] - previous.pts > 8 * half_frame:
+            end = float(previous.pts * stream.time_base)
+            wanted_end = float(target[pending[-1]] * stream.time_base)
+            raise VideoReadError(f"{path} ends at {end:.2f} s, before the wanted {wanted_end:.2f} s (truncated?)")
+        for i in pending:
+            chosen[i] = previous
     return chosen
 
 

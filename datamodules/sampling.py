@@ -27,7 +27,7 @@ def centre_indices(length: int, num_frames: int, stride: int) -> np.ndarray:
     return clip_indices(max((length - num_frames * stride) // 2, 0), length, num_frames, stride)
 
 
-def test_indices(length: int, num_frames: int, stride: int, num_clips: int) -> list[np.ndarray]:
+def linspaced_indices(length: int, num_frames: int, stride: int, num_clips: int) -> list[np.ndarray]:
     """`num_clips` clips at offsets linspace(0, max(0, L - n*s), num_clips), truncated to integers."""
     offsets = np.linspace(0, max(0, length - num_frames * stride), num_clips).astype(np.int64)
     return [clip_indices(int(offset), length, num_frames, stride) for offset in offsets]

@@ -62,3 +62,178 @@ def test_workers_give_the_same_batches_shape(index):
     assert loader.persistent_workers
     batch = next(iter(loader))
     assert batch["video"].shape == (8, 3, 8, 32, 32)
+
+
+# ----------------------------------------------------------------- exact frames through the whole pipeline
+
+from types import SimpleNamespace  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from datamodules import FolderVideos, VideoReadError  # noqa: E402
+from datamodules.sampling import centre_indices, linspaced_indices  # noqa: E402
+from tests.fixtures.videos import read_code, write_video  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def coded(tmp_path_factory):
+    """Videos showing their frame index: square ones for train/val, wide ones (W > H) for the 3-crop test."""
+    root = tmp_path_factory.mktemp("coded")
+    lengths = {"train": [40, 6], "val": [40, 6, 23], "test": [40, 6]}
+    for split, sizes in lengths.items():
+        rows = ["path,label"]
+        for n, length in enumerate(sizes):
+            width = 96 if split == "test" else 64
+            write_video(root / f"{split}{n}.mp4", length, 64, width, fps=25, gop=10)
+            rows.append(f"{split}{n}.mp4,c{n % 2}")
+        (root / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    return root, lengths
+
+
+def codes(clip: torch.Tensor, band=(0, 64)) -> list[int]:
+    """Frame indices shown in a (C, T, H, W) clip normalised with mean 0, std 1."""
+    frames = (clip * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 3, 0).numpy()
+    return [read_code(frame, band) for frame in frames]
+
+
+def coded_module(root, **kwargs):
+    args = dict(num_classes=2, num_frames=4, stride=3, crop_size=64, batch_size=2, test_views="3x3",
+                scale_jitter=None, hflip=False, mean=(0, 0, 0), std=(1, 1, 1))
+    return VideoDataModule(FolderVideos(root), **{**args, **kwargs})
+
+
+@pytest.mark.parametrize("cache_decoded", [False, True])
+def test_exact_frames_for_train_val_and_every_test_view(coded, cache_decoded):
+    root, lengths = coded
+    dm = coded_module(root, cache_decoded=cache_decoded)
+    dm.setup("fit")
+    dm.setup("test")
+    val = dm.datasets["val"]
+    for i, length in enumerate(lengths["val"]):
+        assert codes(val[i]["video"]) == centre_indices(length, 4, 3).tolist()  # 6 frames: wraps
+    train = dm.datasets["train"]
+    torch.manual_seed(0)
+    for i, length in enumerate(lengths["train"]):
+        offsets = set()
+        for _ in range(30):
+            got = codes(train[i]["video"])
+            offsets.add(got[0])
+            assert got == [(got[0] + 3 * k) % length for k in range(4)]
+        high = max(length - 9, 1)
+        assert offsets <= set(range(high)) and len(offsets) >= min(high, 5)  # scenic's range, and random
+    test = dm.datasets["test"]
+    for i, length in enumerate(lengths["test"]):
+        item = test[i]
+        assert item["video"].shape == (9, 3, 4, 64, 64) and item["valid"]
+        for clip, indices in enumerate(linspaced_indices(length, 4, 3, 3)):
+            for crop, left in enumerate([0, 16, 32]):  # left/centre/right of a 96-wide frame
+                view = item["video"][clip * 3 + crop]  # clip-major
+                assert codes(view, band=(32 - left, 64 - left)) == indices.tolist()
+
+
+def test_seeded_workers_reproduce_batches(coded):
+    root, _ = coded
+    batches = []
+    for _ in range(2):
+        dm = coded_module(root, num_workers=2, hflip=True, scale_jitter=(0.9, 1.33), persistent_workers=False)
+        dm.setup("fit")
+        torch.manual_seed(123)
+        batches.append([b for b in dm.train_dataloader()])
+    for a, b in zip(*batches):
+        assert torch.equal(a["index"], b["index"]) and torch.equal(a["video"], b["video"])
+
+
+# ------------------------------------------------------------------------------------------- bad data
+
+
+@pytest.fixture()
+def broken(coded, tmp_path):
+    root, _ = coded
+    (tmp_path / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(3000))
+    data = (root / "train0.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    rows = ["path,label", f"{root}/train0.mp4,c0", "missing.mp4,c1", "noise.mp4,c0", "cut.mp4,c1", f"{root}/train1.mp4,c1"]
+    for split in ("train", "val", "test"):
+        (tmp_path / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path
+
+
+def test_bad_videos_are_replaced_in_training_and_counted(broken):
+    dm = coded_module(broken)
+    dm.setup("fit")
+    train = dm.datasets["train"]
+    items = [train[i] for i in range(5)]
+    assert all(item["video"].shape == (3, 4, 64, 64) for item in items)
+    assert all(item["index"] in (0, 4) for item in items)  # the three bad ones replaced by readable ones
+    assert dm.num_errors["train"] >= 3
+
+
+def test_bad_videos_are_invalid_in_evaluation(broken):
+    dm = coded_module(broken)
+    dm.setup("test")
+    dm.setup("validate")
+    batch = next(iter(torch.utils.data.DataLoader(dm.datasets["test"], batch_size=5)))
+    assert batch["valid"].tolist() == [True, False, False, False, True]
+    assert batch["video"].shape == (5, 9, 3, 4, 64, 64) and batch["video"][1].abs().sum() == 0
+    assert batch["label"].tolist() == [0, 1, 0, 1, 1]  # labels kept: the module counts them as wrong
+    assert dm.num_errors["test"] == 3
+    val = [dm.datasets["val"][i]["valid"] for i in range(5)]
+    assert val == [True, False, False, False, True] and dm.num_errors["val"] == 3
+
+
+def test_on_error_raise(broken):
+    dm = coded_module(broken, on_error="raise")
+    dm.setup("fit")
+    with pytest.raises(VideoReadError, match="missing.mp4"):
+        dm.datasets["train"][1]
+    with pytest.raises(VideoReadError, match="noise.mp4"):
+        dm.datasets["val"][2]
+    with pytest.raises(VideoReadError, match="missing.mp4"):
+        coded_module(broken, on_error="raise", cache_decoded=True).setup("fit")
+    with pytest.raises(VideoReadError, match="cut.mp4"):
+        dm.datasets["train"][3]
+
+
+def test_bad_videos_with_cache_and_workers_are_counted(broken):
+    dm = coded_module(broken, cache_decoded=True, num_workers=2, persistent_workers=False)
+    dm.setup("validate")
+    batches = list(dm.val_dataloader())
+    assert torch.cat([b["valid"] for b in batches]).tolist() == [True, False, False, False, True]
+    assert dm.num_errors["val"] == 3  # counted inside the worker processes, visible here
+
+
+# ------------------------------------------------------------------------------------------------ DDP
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 4])
+def test_ddp_val_and_test_see_every_video_exactly_once(index, world_size):
+    seen = {"val": [], "test": []}
+    for rank in range(world_size):
+        dm = make(index, batch_size=3)
+        dm.trainer = SimpleNamespace(world_size=world_size, global_rank=rank)
+        dm.setup("validate")
+        dm.setup("test")
+        for mode, loader in (("val", dm.val_dataloader()), ("test", dm.test_dataloader())):
+            seen[mode] += [int(i) for batch in loader for i in batch["index"]]
+    assert sorted(seen["val"]) == list(range(16)) and sorted(seen["test"]) == list(range(16))
+
+
+def test_multi_head_labels(coded):
+    """An index with one class list per head (e.g. EPIC verb/noun) gives label dicts; None -> -1."""
+    from datamodules import VideoRecord
+
+    root, _ = coded
+
+    class TwoHeads:
+        classes = {"verb": ["v0", "v1", "v2"], "noun": ["n0", "n1"]}
+
+        def records(self, split):
+            return [VideoRecord(root / "val0.mp4", {"verb": 2, "noun": 1}, "a"),
+                    VideoRecord(root / "val1.mp4", None, "b")]
+
+    dm = VideoDataModule(TwoHeads(), num_classes={"verb": 3, "noun": 2}, num_frames=4, crop_size=64, batch_size=2)
+    dm.setup("validate")
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["label"]["verb"].tolist() == [2, -1] and batch["label"]["noun"].tolist() == [1, -1]
+    with pytest.raises(ValueError, match="data.num_classes"):
+        VideoDataModule(TwoHeads(), num_classes={"verb": 3, "noun": 3}, num_frames=4, crop_size=64).setup("fit")
