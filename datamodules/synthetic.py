@@ -90,8 +90,9 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = 8, crf: int = 14) -> No
         stream = container.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        # Note: on a loaded machine libx264 sometimes (0.1-5% of these tiny clips) emits a different, equally
-        # good bitstream for the same input, even single-threaded; the rendered frames are bit-exact per seed.
+        # Note: this libx264 occasionally emits a different, equally good bitstream for the same input (seen
+        # single-threaded, in one process; 0.1-5% of these tiny clips), so only the rendered frames and the
+        # CSVs are bit-exact per seed; decoded frames then differ by about one grey level.
         stream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
         for i, image in enumerate(frames):
             frame = to_yuv420p(image)
