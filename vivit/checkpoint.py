@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 PREFIX = "net."  # the backbone's attribute in the LightningModule
-INIT_KEYS = ("init",)  # config keys that say how to initialise, not what to build
+INIT_KEYS = ("init", "init_options")  # config keys that say how to initialise, not what to build
 
 
 def model_kwargs(model_cfg: Mapping[str, Any]) -> dict[str, Any]:

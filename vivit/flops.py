@@ -74,10 +74,10 @@ def compose_model_config(name: str, overrides: Sequence[str] = (), num_classes: 
 
 def build_meta_model(model_cfg: Any) -> nn.Module:
     """Instantiate a model config on the meta device: shapes only, so even ViViT-H costs no memory."""
-    from hydra.utils import instantiate
+    from vivit.checkpoint import build_model
 
     with torch.device("meta"):
-        return instantiate(model_cfg).eval()
+        return build_model(model_cfg).eval()
 
 
 def count_macs(model: nn.Module, batch_size: int = 1) -> dict[str, int]:

@@ -20,6 +20,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from vivit.checkpoint import build_model
 from vivit.loggers import finish_wandb
 from vivit.module import VideoClassifier
 
@@ -65,6 +66,27 @@ def _instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
     ]
 
 
+def _build_net(cfg: DictConfig, initialise_weights: bool) -> torch.nn.Module:
+    """The backbone, initialised from `model.init` (an image ViT or a video checkpoint) when training starts."""
+    try:
+        net = build_model(cfg.model)
+    except Exception as error:
+        cause = _root_cause(error)
+        if isinstance(cause, (ValueError, TypeError)):
+            raise ConfigError(f"model: {cause}") from error
+        raise
+    source = cfg.model.get("init")
+    if source and initialise_weights:
+        from vivit.pretrained import initialise
+
+        options = OmegaConf.to_container(cfg.model.get("init_options") or {}, resolve=True)
+        try:
+            initialise(net, source, **options)
+        except (ValueError, FileNotFoundError, TypeError) as error:
+            raise ConfigError(f"model.init: {error}") from error
+    return net
+
+
 def run_config(cfg: DictConfig) -> dict[str, Any]:
     """What a checkpoint keeps of the config: model and data, unresolved (for eval.py) and resolved."""
     source = {key: OmegaConf.to_container(cfg[key], resolve=False) for key in ("model", "data")}
@@ -77,7 +99,7 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed, workers=True)
-    net = _instantiate(cfg.model, "model")
+    net = _build_net(cfg, initialise_weights=stage == "fit" and not cfg.get("ckpt_path"))
     datamodule = _instantiate(cfg.data, "data")
     module = _instantiate(cfg.module, "module", net=net, optimizer=cfg.optim.optimizer)
     module.run_config = run_config(cfg)
