@@ -123,3 +123,50 @@ def test_multirun_jobs_get_their_own_folders(synthetic_root, tmp_path):
                      f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.parent.name for p in sweep.glob("*/metrics.json")) == ["0", "1"]
+
+
+def test_model_init_loads_an_image_vit_before_training(synthetic_root, tmp_path):
+    """`model.init=<ViT file>`: the tiny demo model starts from a matching image ViT (central-frame tubelets)."""
+    from safetensors.torch import save_file
+    from timm.models.vision_transformer import VisionTransformer
+
+    from vivit.tasks import build
+
+    vit = VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=3, num_heads=4, num_classes=0)
+    for p in vit.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    save_file(vit.state_dict(), str(tmp_path / "vit.safetensors"))
+    overrides = ["debug=fdr", *small_overrides(synthetic_root), f"model.init={tmp_path / 'vit.safetensors'}"]
+    net = build(compose_config("train", overrides, output_dir=tmp_path), "fit").module.net
+    assert torch.equal(net.blocks[2].mlp.fc2.weight, vit.blocks[2].mlp.fc2.weight)
+    assert torch.equal(net.patch_embed.proj.weight[:, :, 1], vit.patch_embed.proj.weight)  # central frame of t=2
+    assert not net.patch_embed.proj.weight[:, :, 0].any()
+    with pytest.raises(ConfigError, match="model.init"):
+        build(compose_config("train", [*overrides[:-1], f"model.init={tmp_path / 'missing.pth'}"],
+                             output_dir=tmp_path), "fit")
+
+
+def test_eval_saves_per_video_predictions(trained_run, tmp_path):
+    out, summary = trained_run
+    overrides = [f"ckpt_path={summary['checkpoint']}", "eval.save_predictions=true", "eval.views=2x1"]
+    cfg = compose_config("eval", [*overrides, "trainer.accelerator=cpu"], output_dir=tmp_path)
+    result = evaluate(cfg, overrides=overrides)
+    predictions = torch.load(result["predictions"])
+    assert len(predictions["ids"]) == len(set(predictions["ids"])) == 32  # every test video once
+    logits = predictions["logits"][""]
+    assert logits.shape == (32, 8)
+    # the saved logits give the same top-1 as the logged metric
+    from datamodules.folder import FolderVideos  # noqa: F401  (the synthetic index is a FolderVideos)
+
+    cfg_data = torch.load(summary["checkpoint"], weights_only=False)["vivit_config"]["resolved"]["data"]
+    index = hydra_index(cfg_data)
+    label_of = {r.id: r.label for r in index.records("test")}
+    labels = torch.tensor([label_of[i] for i in predictions["ids"]])
+    top1 = (logits.argmax(1) == labels).float().mean().item()
+    assert top1 == pytest.approx(result["test"]["test/top1"], abs=1e-6)
+
+
+def hydra_index(data_cfg: dict):
+    import hydra
+
+    return hydra.utils.instantiate(data_cfg["index"])

@@ -92,6 +92,7 @@ class VideoClassifier(L.LightningModule):
             {f"{stage}_{name}": MeanMetric() for stage in STAGES for name in self._metric_names()}
         )
         self.run_config: dict[str, Any] | None = None  # set by train.py; saved in checkpoints for eval/load
+        self.predictions: list[dict[str, Tensor]] | None = None  # set to [] to collect test predictions
 
     @staticmethod
     def _head_sizes(num_classes: int | Mapping[str, int]) -> dict[str, int]:
@@ -123,15 +124,19 @@ class VideoClassifier(L.LightningModule):
 
     # ----------------------------------------------------------------------------------------------- loss
     def _targets(self, labels: Labels) -> dict[str, Tensor]:
-        return {name: F.one_hot(labels[name], k).float() for name, k in self.num_classes.items()}
+        # unlabelled examples (label -1, e.g. a benchmark's hidden test split) get an all-zero target: no loss
+        return {name: F.one_hot(labels[name].clamp(min=0), k).float() * (labels[name] >= 0)[:, None]
+                for name, k in self.num_classes.items()}
 
     def _loss(self, logits: Logits, targets: dict[str, Tensor]) -> Tensor:
         """Mean over heads of soft-target cross-entropy with label smoothing (scenic's multi-head loss)."""
         ls = self.hparams.label_smoothing
         losses = []
         for name, t in targets.items():
-            t = t * (1 - ls) + ls / t.shape[-1]
-            losses.append(torch.sum(-t * F.log_softmax(logits[name].float(), dim=-1), dim=-1).mean())
+            labelled = t.sum(-1) > 0
+            t = (t * (1 - ls) + ls / t.shape[-1])[labelled]
+            log_p = F.log_softmax(logits[name][labelled].float(), dim=-1)
+            losses.append(torch.sum(-t * log_p, dim=-1).mean() if labelled.any() else log_p.sum() * 0)
         return torch.stack(losses).mean()
 
     # ----------------------------------------------------------------------------------------------- metrics
@@ -150,11 +155,14 @@ class VideoClassifier(L.LightningModule):
         return correct
 
     def _update_metrics(self, stage: str, logits: Logits, labels: Labels, valid: Tensor | None = None) -> None:
+        labelled = torch.stack([y >= 0 for y in labels.values()]).all(0)
+        if not labelled.any():  # an unlabelled split (e.g. EPIC's test set): predictions only
+            return
         for name, correct in self._correct(logits, labels).items():
             if valid is not None:  # an unreadable video counts as wrong: it stays in the denominator
                 correct = correct & valid
             metric = self.metrics[f"{stage}_{name}"]
-            metric.update(correct.float())
+            metric.update(correct[labelled].float())
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name.endswith("top1"))
 
     def _labels(self, batch: Mapping[str, Any]) -> Labels:
@@ -185,6 +193,8 @@ class VideoClassifier(L.LightningModule):
         loss = self._loss(logits, self._targets(labels))
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=video.shape[0])
         self._update_metrics(stage, logits, labels, batch.get("valid"))
+        if self.predictions is not None:
+            self.predictions.append({"index": batch["index"].cpu(), **{f"logits/{k}": v.float().cpu() for k, v in logits.items()}})
 
     # ----------------------------------------------------------------------------------------------- optim
     def configure_optimizers(self) -> dict[str, Any]:

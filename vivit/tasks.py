@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vivit.checkpoint import build_model
+from vivit.checkpoint import build_model, read_checkpoint
 from vivit.loggers import finish_wandb
 from vivit.module import VideoClassifier
 
@@ -180,21 +180,19 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- eval
-def load_run_config(ckpt_path: str) -> dict[str, Any]:
-    """The config a training checkpoint was made with (`vivit_config`), or a ConfigError."""
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path: no checkpoint file at '{ckpt_path}'. Pass the .ckpt of a train.py run "
-                          "(outputs/train/runs/<time>/checkpoints/) or a file made by `python -m vivit.convert`.")
+def read_run_checkpoint(ckpt_path: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The backbone weights and the config of a train.py checkpoint or a converted file, or a ConfigError."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as error:
-        raise ConfigError(f"ckpt_path: '{ckpt_path}' is not a PyTorch checkpoint ({error.__class__.__name__}: "
-                          f"{error}).") from error
-    if not isinstance(checkpoint, dict) or "vivit_config" not in checkpoint:
+        weights, config = read_checkpoint(ckpt_path)
+    except FileNotFoundError as error:
+        raise ConfigError(f"ckpt_path: no checkpoint file at '{ckpt_path}'. Pass the .ckpt of a train.py run "
+                          "(outputs/train/runs/<time>/checkpoints/) or a file made by `python -m vivit.convert`.") from error
+    except Exception as error:  # not a torch file, not a dict, no net.* weights
+        raise ConfigError(f"ckpt_path: '{ckpt_path}' cannot be used: {error}") from error
+    if not config:
         raise ConfigError(f"ckpt_path: '{ckpt_path}' holds no ViViT config (key 'vivit_config'); "
                           "it was not written by train.py or vivit.convert.")
-    return checkpoint["vivit_config"]
+    return weights, config
 
 
 def merge_saved_config(cfg: DictConfig, saved: dict[str, Any], overrides: list[str]) -> DictConfig:
@@ -227,12 +225,13 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
         raise ConfigError("ckpt_path: missing. Usage: python eval.py ckpt_path=PATH/TO/best.ckpt [eval.views=4x3]")
     if cfg.split not in ("val", "test"):
         raise ConfigError(f"split: expected 'val' or 'test', got '{cfg.split}'.")
-    saved = load_run_config(cfg.ckpt_path)
+    weights, saved = read_run_checkpoint(cfg.ckpt_path)
     cfg = merge_saved_config(cfg, saved, overrides or [])
     stage = "validate" if cfg.split == "val" else "test"
     run = build(cfg, stage)
-    state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=False)
-    run.module.load_state_dict(state["state_dict"])  # a train.py checkpoint or a converted file: both hold net.*
+    run.module.net.load_state_dict(weights)
+    if cfg.eval.get("save_predictions"):
+        run.module.predictions = []
     try:
         if stage == "validate":
             results = run.trainer.validate(run.module, datamodule=run.datamodule, verbose=False)
@@ -242,8 +241,26 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
         finish_wandb()
     summary = {"output_dir": str(cfg.paths.output_dir), "checkpoint": str(cfg.ckpt_path),
                "views": str(cfg.eval.views), cfg.split: _metrics(results)}
+    if run.module.predictions is not None:
+        summary["predictions"] = _save_predictions(run, "val" if stage == "validate" else "test", Path(cfg.paths.output_dir))
     _write_summary(summary, Path(cfg.paths.output_dir), run.trainer)
     return summary
+
+
+def _save_predictions(run: Run, split: str, output_dir: Path) -> str:
+    """Per-video logits (averaged over views) keyed by the records' ids, e.g. for a benchmark submission."""
+    batches = run.module.predictions
+    index = torch.cat([b["index"] for b in batches])
+    records = run.datamodule.datasets[split].records
+    heads = [k.removeprefix("logits/") for k in batches[0] if k.startswith("logits/")]
+    predictions = {
+        "ids": [records[i].id for i in index.tolist()],
+        "logits": {head: torch.cat([b[f"logits/{head}"] for b in batches]) for head in heads},
+    }
+    path = output_dir / f"predictions_{split}.pt"
+    if run.trainer.is_global_zero:
+        torch.save(predictions, path)
+    return str(path)
 
 
 def set_project_root(entry_point: str) -> None:
