@@ -52,13 +52,14 @@ def test_offline_logger_builds_without_network_or_prompt(tmp_path, monkeypatch, 
 def test_multirun_jobs_share_one_group_named_after_the_sweep(tmp_path):
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-    from omegaconf import open_dict
+    from omegaconf import OmegaConf, open_dict
 
     from tests.conftest import compose_config
     from vivit.loggers import multirun_group
 
     cfg = compose_config("train", [], output_dir=tmp_path)
     assert multirun_group() is None  # a single run has no group
+    OmegaConf.set_readonly(cfg.hydra, False)
     with open_dict(cfg):
         cfg.hydra.mode = RunMode.MULTIRUN
         cfg.hydra.sweep.dir = str(tmp_path / "multiruns" / "2026-11-25_10-00-00")
