@@ -158,7 +158,10 @@ class VideoDataModule(L.LightningDataModule):
         num_classes: classes the model predicts (int, or head -> int); checked against the index.
         num_frames, stride: frames per clip and the step between them (in frames of the clip's rate).
         crop_size: spatial size of the model input.
-        min_resize: short side after decoding (scenic's `min_resize`); default `crop_size`.
+        min_resize: short side after decoding (scenic's `min_resize`); default `crop_size`, or
+            `round(crop_size * resize_ratio)` when `resize_ratio` is given.
+        resize_ratio: short side / crop size when `min_resize` is None, so a config can keep scenic's
+            256/224 (Kinetics) or 288/256 (SSv2) for any model size.
         batch_size: clips per training/validation batch (per device under DDP).
         test_batch_size: videos per test batch (each holds all views); default batch_size // views, >= 1.
         test_views: "TxS" temporal clips x spatial crops (1 or 3), e.g. "4x3".
@@ -169,6 +172,8 @@ class VideoDataModule(L.LightningDataModule):
         on_error: "warn" (log, count, replace in training / valid=False in evaluation) or "raise".
         cache_decoded: decode every video once into memory (uint8) at setup; for small datasets.
         num_workers, pin_memory, persistent_workers: DataLoader settings.
+        root: the dataset folder, recorded only (`self.root`): the release configs take `data.root=` on the
+            command line and hand it to their index as `index.root: ${data.root}`.
     """
 
     def __init__(self, index: VideoIndex, num_classes: int | Mapping[str, int], num_frames: int, crop_size: int,
@@ -178,12 +183,13 @@ class VideoDataModule(L.LightningDataModule):
                  randaugment: Mapping[str, float] | None = None, colour_augment: bool = False,
                  mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
                  on_error: str = "warn", cache_decoded: bool = False, num_workers: int = 0,
-                 pin_memory: bool = True, persistent_workers: bool = True) -> None:
+                 pin_memory: bool = True, persistent_workers: bool = True, resize_ratio: float | None = None,
+                 root: str | None = None) -> None:
         super().__init__()
-        self.index = index
+        self.index, self.root = index, root
         self.num_classes = dict(num_classes) if isinstance(num_classes, Mapping) else int(num_classes)
         self.num_frames, self.stride, self.crop_size = int(num_frames), int(stride), int(crop_size)
-        self.min_resize = int(min_resize or crop_size)
+        self.min_resize = int(min_resize or round(self.crop_size * float(resize_ratio or 1.0)))
         if self.min_resize < self.crop_size:
             raise ValueError(f"data.min_resize ({self.min_resize}) must be >= data.crop_size ({self.crop_size})")
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
