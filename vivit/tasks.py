@@ -160,7 +160,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     from rich.table import Table
 
     splits = [s for s in ("val", "test") if s in summary]
-    names = sorted({k.split("/", 1)[1] for s in splits for k in summary[s]})
+    names = sorted({k.split("/", 1)[1] for s in splits for k in summary[s] if k.startswith(f"{s}/")})
     table = Table(title="Results")
     table.add_column("metric")
     for split in splits:
@@ -172,11 +172,14 @@ def print_summary(summary: dict[str, Any]) -> None:
             is_accuracy = "top" in name
             cells.append("" if value is None else f"{100 * value:.2f}%" if is_accuracy else f"{value:.4f}")
         table.add_row(name, *cells)
+    unreadable = {k: int(v) for s in splits for k, v in summary[s].items() if k.startswith("data/unreadable_")}
     console = Console()
     console.print(table)
+    if any(unreadable.values()):
+        console.print("unreadable videos: " + ", ".join(f"{k.rsplit('_', 1)[1]} {v}" for k, v in unreadable.items()))
     if summary.get("checkpoint"):
         console.print(f"checkpoint: {summary['checkpoint']}")
-    console.print(f"outputs:    {summary['output_dir']}  (metrics.json, checkpoints, logs)")
+    console.print(f"outputs:    {summary['output_dir']}")
 
 
 # --------------------------------------------------------------------------------------------------- eval
