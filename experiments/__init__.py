@@ -1,0 +1,1 @@
+"""Reproduction tooling: the paper's reference numbers (`paper.py`) and a multirun collector (`collect.py`)."""
