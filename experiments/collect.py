@@ -124,7 +124,8 @@ def read_multirun(multirun_dir: Path) -> tuple[list[Job], list[str]]:
         jobs = sorted(found.values(), key=lambda j: j.num)
         return jobs, _varying_keys(jobs)
     grid, swept = expected
-    jobs = [found.pop(num, None) or Job(num=num, overrides=overrides, status=MISSING) for num, overrides in enumerate(grid)]
+    jobs = [found.pop(num, None) or Job(num=num, overrides=overrides, status=MISSING)
+            for num, overrides in enumerate(grid)]
     for job in jobs:
         if job.status != MISSING and sorted(job.overrides) != sorted(grid[job.num]):
             log.warning("Job %d ran %s, but the sweep in multirun.yaml says %s.", job.num, job.overrides, grid[job.num])
@@ -220,8 +221,9 @@ def build_table(jobs: Sequence[Job], swept: Sequence[str], metrics: Sequence[str
             row = comparison.rows.get(job.num)
             paper = row.top1.get(comparison.datasets[job.num]) if row else None
             ours = job.metrics.get(comparison.metric)
+            shown = paper is not None and ours is not None and job.num not in comparison.stand_in
             line += [row.label if row else "", "" if paper is None else f"{paper:.1f}",
-                     "" if paper is None or ours is None or job.num in comparison.stand_in else f"{100 * ours - paper:+.2f}"]
+                     f"{100 * ours - paper:+.2f}" if shown else ""]
         line.append(_short_path(job.checkpoint, job.folder))
         body.append(line)
     return header, body
@@ -335,9 +337,11 @@ def collect(multirun_dir: Path, paper: str | None = None, metric: str | None = N
     if not jobs:
         raise FileNotFoundError(f"'{multirun_dir}' holds no Hydra job folders (<num>/.hydra/) and no multirun.yaml.")
     comparison = compare(jobs, TABLES[paper], metric, dataset) if paper else None
-    metric = comparison.metric if comparison else (metric or next(
-        (m for m in ("test/top1", "val/top1", "test/action_top1", "val/action_top1") if any(m in j.metrics for j in jobs)),
-        "val/top1"))
+    if comparison:
+        metric = comparison.metric
+    elif metric is None:
+        candidates = ("test/top1", "val/top1", "test/action_top1", "val/action_top1")
+        metric = next((m for m in candidates if any(m in job.metrics for job in jobs)), "val/top1")
     metrics = shown_metrics(jobs)
     header, body = build_table(jobs, swept, metrics, comparison)
 
@@ -351,7 +355,7 @@ def collect(multirun_dir: Path, paper: str | None = None, metric: str | None = N
                      f"before them): {', '.join(str(j.num) for j in jobs if j.status == MISSING)}.")
     title = f"{multirun_dir.name}: {counts[OK]}/{len(jobs)} jobs finished"
     if comparison:
-        notes.insert(0, f"Paper: {comparison.table.title}." + (f" {comparison.table.note}" if comparison.table.note else ""))
+        notes.insert(0, " ".join(filter(None, [f"Paper: {comparison.table.title}.", comparison.table.note])))
 
     write_csv(multirun_dir / "results.csv", jobs, swept, comparison)
     (multirun_dir / "results.md").write_text(markdown(title, header, body, notes))

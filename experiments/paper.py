@@ -6,10 +6,10 @@ names the entry of a run's metrics.json that the paper's number corresponds to (
 views, EK 4x1). Datasets are named as the configs in conf/data/ (k400, k600, epic100, ssv2, mit).
 
 A run is matched to a row by what it ran, read from its composed config (`.hydra/config.yaml`), not by what its
-preset was called: `PaperTable.row_key(config, dataset)` returns the row's `key`, e.g. Table 2 keys a run by its model class
-(`SpatioTemporalViViT` -> "st", `FactorisedEncoderViViT` with mean pooling -> "fe_avgpool"). So a sweep written by
-hand (`python train.py -m model=vivit_b_st,vivit_b_fe ...`) or the CPU demo (experiment=demo_variants) lines up
-with the paper as well as the presets in conf/experiment/paper/.
+preset was called: `PaperTable.row_key(config, dataset)` returns the row's `key`; e.g. Table 2 keys a run by its
+model class (`SpatioTemporalViViT` -> "st", `FactorisedEncoderViViT` with mean pooling -> "fe_avgpool"), Table 4 by
+which of its regularisers are on. So a sweep written by hand (`python train.py -m model=vivit_b_st,vivit_b_fe ...`)
+or the CPU demo (experiment=demo_variants) lines up with the paper as well as the presets in conf/experiment/paper/.
 
 `Row.model` (+ `model_overrides`) names the conf/model config of a row, so the paper's FLOPs and parameters can be
 checked against `python -m vivit.flops` (tests/test_experiments.py does).

@@ -1,0 +1,271 @@
+"""Paper experiment presets (conf/experiment/paper/), the paper's numbers (experiments/paper.py) and the collector.
+
+The presets compose through the real train.yaml, their sweeps expand (with Hydra's own BasicSweeper) into the
+expected jobs, every job composes and builds its model (meta device), and the jobs of a table cover exactly the
+paper's rows. The collector runs on a real multirun of train.py with a finished, a failed and a missing job.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+from omegaconf.errors import InterpolationToMissingValueError
+
+from experiments import collect as collector
+from experiments.paper import TABLES, variant
+from tests.conftest import CONF, ROOT, compose_config
+from tests.test_train import run_cli, small_overrides
+from vivit.checkpoint import build_model
+
+PAPER = CONF / "experiment" / "paper"
+# preset -> (paper table matched by its jobs, number of jobs)
+PRESETS = {
+    "table1_input_encoding": ("table1", 4),
+    "table2_variants": ("table2", 5),
+    "table3_temporal_depth": ("table3", 5),
+    "table4_regularisation": ("table4", 6),
+    "table5_resolution": ("table5", 3),
+    "fig8_tubelet_size": (None, 12),
+}
+DATA_ROOT = "data.root=/datasets/somewhere"
+K400_CHECKPOINT = "k400_checkpoint=/checkpoints/vivit_b_fe_k400.pt"
+
+
+def base_overrides(preset: str) -> list[str]:
+    overrides = [f"experiment=paper/{preset}", DATA_ROOT]
+    return overrides + [K400_CHECKPOINT] if preset == "table4_regularisation" else overrides
+
+
+def sweep_jobs(cfg) -> list[list[str]]:
+    """The jobs Hydra's BasicSweeper launches for the sweep declared in the config (no command-line sweeps)."""
+    params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
+    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)
+    return [job for batch in batches for job in batch]
+
+
+def resolved(cfg, key: str):
+    return OmegaConf.to_container(OmegaConf.select(cfg, key), resolve=True)
+
+
+def test_every_paper_preset_is_tested():
+    assert sorted(p.stem for p in PAPER.glob("*.yaml")) == sorted(PRESETS)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_paper_preset_expands_into_jobs_that_compose(preset, tmp_path):
+    table_name, num_jobs = PRESETS[preset]
+    cfg = compose_config("train", base_overrides(preset), output_dir=tmp_path)
+    assert cfg.hydra.mode == RunMode.MULTIRUN
+    assert cfg.task_name == f"paper_{preset}"
+    assert "paper" in cfg.tags and resolved(cfg, "tags")[-1] == cfg.hydra.runtime.choices.data
+    # Hydra names the sweep folder in the launching process, before any job: no ${hydra:...} resolver there
+    HydraConfig.instance().cfg = None
+    sweep_dir = Path(cfg.hydra.sweep.dir)
+    assert sweep_dir.parent.name == "paper" and sweep_dir.name.startswith(f"{preset}-{cfg.hydra.runtime.choices.data}-")
+
+    jobs = sweep_jobs(cfg)
+    assert len(jobs) == num_jobs
+    keys = set()
+    for job in jobs:
+        job_cfg = compose_config("train", base_overrides(preset) + job, output_dir=tmp_path)
+        model, data = resolved(job_cfg, "model"), resolved(job_cfg, "data")
+        assert model["num_frames"] == data["num_frames"] == 32 and data["crop_size"] == model["img_size"]
+        # the paper's recipe (Table 7): momentum SGD, global batch 64 on one device, image-ViT or video initialisation
+        assert job_cfg.optim.optimizer._target_ == "torch.optim.SGD" and job_cfg.optim.optimizer.momentum == 0.9
+        assert data["batch_size"] * job_cfg.trainer.devices * job_cfg.trainer.accumulate_grad_batches == 64
+        assert model["init"].endswith("orig_in21k") or model["init"] == "/checkpoints/vivit_b_fe_k400.pt"
+        with torch.device("meta"):
+            net = build_model(model)
+        assert net.num_frames == 32 and net.img_size == model["img_size"]
+        if table_name:
+            keys.add(TABLES[table_name].row_key(job_cfg, job_cfg.hydra.runtime.choices.data))
+        else:  # Figure 8: every variant at every tubelet length
+            keys.add((variant(job_cfg), model["tubelet_size"][0]))
+    # the jobs are exactly the paper's rows (Figure 8: the 4 x 3 grid)
+    if table_name:
+        assert keys == {row.key for row in TABLES[table_name].rows}
+    else:
+        assert keys == {(v, t) for v in ("st", "fe", "fsa", "fdp") for t in (8, 4, 2)}
+
+
+@pytest.mark.parametrize("recipe,data,lr,epochs,views,monitor", [
+    ("k400", "k400", 0.1, 30, "4x3", "val/top1"),
+    ("epic100", "epic100", 0.5, 50, "4x1", "val/action_top1"),
+    ("ssv2", "ssv2", 0.5, 35, "4x3", "val/top1"),
+    ("mit", "mit", 0.25, 10, "4x3", "val/top1"),
+    ("k600", "k600", 0.1, 30, "4x3", "val/top1"),
+])
+def test_recipe_switches_data_optimiser_and_protocol_together(recipe, data, lr, epochs, views, monitor, tmp_path):
+    cfg = compose_config("train", ["experiment=paper/table2_variants", f"experiment/paper/recipe={recipe}", DATA_ROOT],
+                         output_dir=tmp_path)
+    assert cfg.hydra.runtime.choices.data == data
+    assert cfg.optim.optimizer.lr == lr and cfg.trainer.max_epochs == epochs
+    assert cfg.data.test_views == cfg.eval.views == views
+    assert cfg.callbacks.model_checkpoint.monitor == monitor
+    assert Path(cfg.hydra.sweep.dir).name.startswith(f"table2_variants-{data}-")
+    regularisation = {"k400": "kinetics", "k600": "kinetics", "mit": "kinetics", "epic100": "epic100", "ssv2": "ssv2"}
+    assert cfg.hydra.runtime.choices.regularisation == regularisation[recipe]
+
+
+def test_table4_rows_are_cumulative_and_need_the_k400_checkpoint(tmp_path):
+    rows = [f"experiment/paper/table4_rows={row}" for row in ("row1_crop_flip_colour", "row2_k400_init", "row6_mixup")]
+    first = compose_config("train", ["experiment=paper/table4_regularisation", DATA_ROOT, rows[0]], output_dir=tmp_path)
+    assert first.model.init == "vit_base_patch16_224.orig_in21k"  # row 1 needs no Kinetics checkpoint
+    assert first.data.colour_augment and first.data.randaugment is None and first.model.drop_path_rate == 0
+    assert first.regularisation.label_smoothing == first.regularisation.mixup_alpha == 0
+    second = compose_config("train", ["experiment=paper/table4_regularisation", DATA_ROOT, rows[1]],
+                            output_dir=tmp_path)
+    with pytest.raises(InterpolationToMissingValueError, match="Missing mandatory value: k400_checkpoint"):
+        _ = second.model.init
+    last = compose_config("train", ["experiment=paper/table4_regularisation", DATA_ROOT, K400_CHECKPOINT, rows[2]],
+                          output_dir=tmp_path)
+    assert last.model.init == "/checkpoints/vivit_b_fe_k400.pt" and last.model.drop_path_rate == 0.2
+    assert dict(last.data.randaugment) == {"num_layers": 2, "magnitude": 15} and not last.data.colour_augment
+    assert (last.regularisation.label_smoothing, last.regularisation.mixup_alpha) == (0.2, 0.1)
+
+
+def test_demo_sweep_builds_the_four_variants_and_the_baseline_at_demo_size(tmp_path):
+    cfg = compose_config("train", ["experiment=demo_variants"], output_dir=tmp_path)
+    assert cfg.hydra.mode == RunMode.MULTIRUN
+    clip = torch.rand(2, 3, 8, 32, 32) * 2 - 1
+    found = []
+    for job in sweep_jobs(cfg):
+        job_cfg = compose_config("train", ["experiment=demo_variants", *job], output_dir=tmp_path)
+        net = build_model(job_cfg.model)
+        assert net(clip).shape == (2, 8)
+        found.append(TABLES["table2"].row_key(job_cfg, "synthetic"))
+    assert found == ["st", "fe", "fsa", "fdp", "fe_avgpool"]
+
+
+# ------------------------------------------------------------------------------------------------- paper numbers
+def _stats_rows():
+    seen = {}
+    for table in TABLES.values():
+        for row in table.rows:
+            if row.model and (row.gflops or row.params_m):
+                seen.setdefault((row.model, row.model_overrides), []).append(row)
+    return list(seen.items())
+
+
+@pytest.mark.parametrize("config,rows", _stats_rows(), ids=[" ".join([m, *o]) for (m, o), _ in _stats_rows()])
+def test_paper_flops_and_params_match_the_named_configs(config, rows):
+    from vivit.flops import config_stats
+
+    model, overrides = config
+    stats = config_stats(model, list(overrides))
+    for row in rows:
+        if row.gflops:
+            assert stats["gflops"] == pytest.approx(row.gflops, rel=0.01), row.label
+        if row.params_m:
+            assert stats["params_m"] == pytest.approx(row.params_m, rel=0.01), row.label
+
+
+def test_table2_has_the_five_models():
+    table = TABLES["table2"]
+    assert [row.key for row in table.rows] == ["st", "fe", "fsa", "fdp", "fe_avgpool"]
+    assert all(row.gflops and row.params_m and set(row.top1) == {"k400", "epic100"} for row in table.rows)
+    assert _stats_rows()  # and their FLOPs/params are checked above
+
+
+def test_paper_tables_are_consistent():
+    data_configs = {p.stem for p in (CONF / "data").glob("*.yaml")}
+    model_configs = {p.stem for p in (CONF / "model").glob("*.yaml")}
+    for table in TABLES.values():
+        assert len({row.key for row in table.rows}) == len(table.rows), table.name
+        assert set(table.datasets) <= data_configs, table.name
+        assert all(0 < v < 100 for row in table.rows for v in [*row.top1.values(), *row.more.values()]), table.name
+        assert all(row.model is None or row.model in model_configs for row in table.rows), table.name
+    assert TABLES["table4"].metric("epic100") == "test/action_top1" and TABLES["table1"].metric("k400") == "test/top1"
+
+
+@pytest.mark.parametrize("drop_path,randaugment,smoothing,mixup,init,row", [
+    (0.0, None, 0.0, 0.0, "vit_base_patch16_224.orig_in21k", "row1"),
+    (0.0, None, 0.0, 0.0, "k400.ckpt", "row2"),
+    (0.2, {"num_layers": 2, "magnitude": 15}, 0.2, 0.1, "k400.pt", "row6"),
+    (0.2, None, 0.0, 0.0, "vit_base_patch16_224.orig_in21k", None),  # stochastic depth without K400 init: no row
+    (0.0, None, 0.0, 0.1, "k400.ckpt", None),  # mixup alone on top of row 2: not cumulative
+])
+def test_table4_row_is_read_from_what_the_run_ran(drop_path, randaugment, smoothing, mixup, init, row):
+    config = OmegaConf.create({
+        "model": {"_target_": "vivit.models.FactorisedEncoderViViT", "temporal_pooling": "transformer",
+                  "drop_path_rate": drop_path, "init": init},
+        "data": {"randaugment": randaugment},
+        "regularisation": {"label_smoothing": smoothing, "mixup_alpha": mixup},
+    })
+    assert TABLES["table4"].row_key(config, "epic100") == row
+
+
+# ------------------------------------------------------------------------------------------------- collector
+@pytest.fixture(scope="module")
+def multirun(synthetic_root, tmp_path_factory) -> Path:
+    """A real train.py multirun of 4 jobs, one at a time: 2 finish, the 3rd fails (7 frames), the 4th never starts."""
+    tmp = tmp_path_factory.mktemp("multirun")
+    sweep = tmp / "sweep"
+    result = run_cli(str(ROOT / "train.py"), "-m", "debug=fdr", *small_overrides(synthetic_root),
+                     "model.num_frames=8,7", "model.depth=1,2", "hydra.sweeper.max_batch_size=1",
+                     f"hydra.sweep.dir={sweep}", cwd=tmp)
+    assert result.returncode != 0 and "model.num_frames=7" in result.stderr  # the sweep stops at the failed job
+    return sweep
+
+
+def test_collector_lists_finished_failed_and_missing_jobs(multirun, capsys):
+    assert collector.main([str(multirun), "--paper", "table2"]) == 0
+    printed = capsys.readouterr().out
+    assert "2/4 jobs finished" in printed and "failed" in printed and "missing" in printed
+
+    with (multirun / "results.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [(r["job"], r["status"], r["model.num_frames"], r["model.depth"]) for r in rows] == [
+        ("0", "ok", "8", "1"), ("1", "ok", "8", "2"), ("2", "failed", "7", "1"), ("3", "missing", "7", "2")]
+    for row in rows[:2]:  # the numbers are the jobs' metrics.json, unchanged
+        metrics = json.loads((multirun / row["job"] / "metrics.json").read_text())
+        assert float(row["val/top1"]) == pytest.approx(metrics["val"]["val/top1"])
+        assert float(row["test/top5"]) == pytest.approx(metrics["test"]["test/top5"])
+        assert row["dataset"] == "synthetic"
+        # vivit_tiny is Model 2: the paper's K400 number beside it (synthetic has no column of its own)
+        paper = (row["paper_row"], row["paper_dataset"], float(row["paper_value"]))
+        assert paper == ("Model 2: Fact. encoder", "k400", 78.8)
+    assert rows[2]["paper_row"] == "Model 2: Fact. encoder" and rows[3]["paper_row"] == ""  # no config: no row
+
+    md = (multirun / "results.md").read_text().splitlines()
+    table = [line for line in md if line.startswith("| ")]
+    assert table[0].startswith("| job | status | model.num_frames | model.depth | val/top1 |")
+    assert len(table) == 5 and "| 2 | failed | 7 | 1 |" in table[3] and "| 3 | missing | 7 | 2 |" in table[4]
+    top1 = json.loads((multirun / "0" / "metrics.json").read_text())["val"]["val/top1"]
+    assert f"| {100 * top1:.2f} |" in table[1]
+    assert any("1 job(s) failed" in line and ": 2." in line for line in md)
+    assert any("missing" in line and ": 3." in line for line in md)
+
+    png = (multirun / "results.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_collector_without_multirun_yaml_and_on_one_run(multirun, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(multirun, copy)
+    (copy / "multirun.yaml").unlink()  # the swept keys are then the overrides that differ between job folders
+    result = collector.collect(copy, quiet=True)
+    assert result["swept"] == ["model.num_frames", "model.depth"]
+    assert [j.status for j in result["jobs"]] == ["ok", "ok", "failed"]  # without the sweep nothing is known missing
+    single = collector.collect(copy / "1", quiet=True)
+    assert [j.status for j in single["jobs"]] == ["ok"] and single["metric"] == "test/top1"
+
+
+def test_collector_errors_name_the_problem(multirun, tmp_path, capsys):
+    assert collector.main([str(tmp_path / "nowhere")]) == 2
+    assert "No multirun folder at" in capsys.readouterr().err
+    assert collector.main([str(tmp_path)]) == 2
+    assert "holds no Hydra job folders" in capsys.readouterr().err
+    assert collector.main([str(multirun), "--paper", "table4", "--dataset", "k400"]) == 2
+    assert "--dataset k400: the paper's table4 has numbers for epic100" in capsys.readouterr().err
