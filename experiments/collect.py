@@ -94,13 +94,14 @@ def read_job(folder: Path) -> Job:
     hydra_dir = folder / ".hydra"
     overrides = list(OmegaConf.load(hydra_dir / "overrides.yaml")) if (hydra_dir / "overrides.yaml").is_file() else []
     config = OmegaConf.load(hydra_dir / "config.yaml") if (hydra_dir / "config.yaml").is_file() else None
-    num, dataset = _job_num(folder), None
+    num = int(folder.name) if folder.name.isdigit() else -1  # Hydra's default sweep.subdir is the job number
+    dataset = None
     if (hydra_dir / "hydra.yaml").is_file():
         hydra_cfg = OmegaConf.load(hydra_dir / "hydra.yaml").hydra
-        num = int(config_value(hydra_cfg, "job.num", num if num is not None else -1))
+        num = int(config_value(hydra_cfg, "job.num", num))
         dataset = config_value(hydra_cfg, "runtime.choices.data")
-    job = Job(num=-1 if num is None else num, overrides=[str(o) for o in overrides], status=FAILED, folder=folder,
-              config=config, dataset=dataset)
+    job = Job(num=num, overrides=[str(o) for o in overrides], status=FAILED, folder=folder, config=config,
+              dataset=dataset)
     metrics_file = folder / "metrics.json"
     if metrics_file.is_file():
         summary = json.loads(metrics_file.read_text())
@@ -108,10 +109,6 @@ def read_job(folder: Path) -> Job:
         job.metrics = {k: float(v) for split in ("val", "test") for k, v in (summary.get(split) or {}).items()}
         job.checkpoint = summary.get("checkpoint")
     return job
-
-
-def _job_num(folder: Path) -> int | None:
-    return int(folder.name) if folder.name.isdigit() else None
 
 
 def read_multirun(multirun_dir: Path) -> tuple[list[Job], list[str]]:
