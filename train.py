@@ -3,6 +3,8 @@
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from vivit.tasks import ConfigError, set_project_root, train
@@ -15,6 +17,8 @@ def main(cfg: DictConfig) -> float | None:
     try:
         summary = train(cfg)
     except ConfigError as error:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # let the sweep run its other jobs; Hydra reports the failure at the end
         sys.exit(f"error: {error}")
     # the value a Hydra sweeper optimises, when an experiment names one
     metric = cfg.get("optimized_metric")

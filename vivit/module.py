@@ -18,7 +18,8 @@ from torchmetrics import MeanMetric
 
 Logits = dict[str, Tensor]
 Labels = dict[str, Tensor]
-# Metric names use "top1"/"top5"; EPIC-style heads add "noun_top1", ..., and "action_top1".
+# Metric names use "top1"/"top5"; several heads add "<head>_top1", ... (EPIC: "action_top1"), and "top1" is always
+# the headline metric (several heads: all heads right), so checkpointing can monitor `val/top1` for any dataset.
 STAGES = ("train", "val", "test")
 
 
@@ -109,6 +110,8 @@ class VideoClassifier(L.LightningModule):
                 names.append(f"{prefix}top5")
         if set(self.num_classes) == {"noun", "verb"}:
             names += ["action_top1", "action_top5"]
+        if len(self.num_classes) > 1:
+            names.append("top1")  # every head right (EPIC: = action top-1): one headline metric to monitor
         return names
 
     # ----------------------------------------------------------------------------------------------- forward
@@ -152,6 +155,8 @@ class VideoClassifier(L.LightningModule):
                 correct[f"action_top{k}"] = action_topk_correct(
                     logits["noun"], logits["verb"], labels["noun"], labels["verb"], k
                 )
+        if len(self.num_classes) > 1:
+            correct["top1"] = torch.stack([correct[f"{head}_top1"] for head in self.num_classes]).all(0)
         return correct
 
     def _update_metrics(self, stage: str, logits: Logits, labels: Labels, valid: Tensor | None = None) -> None:

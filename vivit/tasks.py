@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vivit.checkpoint import build_model, read_checkpoint
+from vivit.checkpoint import INIT_KEYS, build_model, read_checkpoint
 from vivit.loggers import finish_wandb
 from vivit.module import VideoClassifier
 
@@ -91,6 +91,9 @@ def run_config(cfg: DictConfig) -> dict[str, Any]:
     """What a checkpoint keeps of the config: model and data, unresolved (for eval.py) and resolved."""
     source = {key: OmegaConf.to_container(cfg[key], resolve=False) for key in ("model", "data")}
     resolved = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data")}
+    for key in INIT_KEYS:  # how the weights were initialised is history: keep the value, not its interpolation
+        if key in source["model"]:
+            source["model"][key] = resolved["model"][key]
     return {"source": source, "resolved": resolved}
 
 
