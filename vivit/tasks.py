@@ -102,6 +102,8 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("eval") and cfg.eval.get("views"):  # the command line's test protocol wins over the data config's
+        cfg.data.test_views = cfg.eval.views
     net = _build_net(cfg, initialise_weights=stage == "fit" and not cfg.get("ckpt_path"))
     datamodule = _instantiate(cfg.data, "data")
     module = _instantiate(cfg.module, "module", net=net, optimizer=cfg.optim.optimizer)
@@ -246,7 +248,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
     finally:
         finish_wandb()
     summary = {"output_dir": str(cfg.paths.output_dir), "checkpoint": str(cfg.ckpt_path),
-               "views": str(cfg.eval.views), cfg.split: _metrics(results)}
+               "views": str(cfg.data.test_views), cfg.split: _metrics(results)}
     if run.module.predictions is not None:
         summary["predictions"] = _save_predictions(run, "val" if stage == "validate" else "test", Path(cfg.paths.output_dir))
     _write_summary(summary, Path(cfg.paths.output_dir), run.trainer)
