@@ -19,7 +19,8 @@ Readers, each returning the same uint8 frames:
 
 Measured (the readers take turns per clip, so load changes hit all alike):
     reader  clips/s (1 / median time per clip) of the reader alone in this process, readers taking turns
-            clip by clip
+            clip by clip; "per CPU-s": clips per CPU-second of this process (all its threads), which other
+            processes on a shared machine disturb less than wall time
     w=0     clips/s of a DataLoader over a train-mode VideoDataset (probe + read + scale jitter, crop, flip,
             normalise) in the main process; median of --rounds rounds in which the readers take turns
     w=N     the same with num_workers=N
@@ -174,18 +175,21 @@ def time_readers(readers: dict, paths: list[Path], clips: int) -> dict[str, floa
     """clips/s (1 / median time per clip) of each reader alone, taking turns clip by clip so that load changes
     hit all alike; checks that they return the same frames."""
     times = {name: [] for name in readers}
+    cpu = dict.fromkeys(readers, 0.0)
     for n, indices in enumerate(clip_indices(clips, 0)):
         record = VideoRecord(paths[n % len(paths)], 0, "bench")
         results = {}
         for name, read in readers.items():
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             results[name] = read(record, indices, SHORT_SIDE)
             times[name].append(time.perf_counter() - began)
+            cpu[name] += time.process_time() - began_cpu  # all threads of this process
         reference = results["ideal"]
         for name, frames in results.items():
             if frames.shape != reference.shape or np.abs(frames.astype(int) - reference).max() > 1:
                 raise AssertionError(f"{name} returned other frames than ideal for {record.path.name}")
-    return {name: 1 / float(np.median(t)) for name, t in times.items()}
+    rates = {name: 1 / float(np.median(t)) for name, t in times.items()}
+    return rates, {name: clips / seconds for name, seconds in cpu.items()}
 
 
 def loader_rate(read, paths: list[Path], clips: int, workers: int, seed: int, batch_size: int = 4) -> float:
@@ -270,7 +274,8 @@ def main() -> None:
     rows = []
     for variant, paths in videos.items():
         keyframes = len(ideal.layout[str(paths[0])][1])
-        measured = {"reader_clips_s": time_readers(readers, paths, args.clips),
+        alone, per_cpu_second = time_readers(readers, paths, args.clips)
+        measured = {"reader_clips_s": alone, "reader_clips_per_cpu_s": per_cpu_second,
                     "loader_w0_clips_s": time_loaders(readers, paths, args.loader_clips, 0, args.rounds),
                     f"loader_w{args.workers}_clips_s": time_loaders(readers, paths, args.loader_clips, args.workers,
                                                                     args.rounds)}
@@ -281,12 +286,12 @@ def main() -> None:
             print(f"  {variant:15s} {name:6s} " + "  ".join(f"{c.split('_clips')[0]} {row[c]:6.2f}" for c in measured),
                   flush=True)
 
-    columns = ["reader_clips_s", "loader_w0_clips_s", f"loader_w{args.workers}_clips_s"]
+    columns = ["reader_clips_s", "reader_clips_per_cpu_s", "loader_w0_clips_s", f"loader_w{args.workers}_clips_s"]
     ratios = {}
     for variant in videos:
         by = {r["reader"]: r for r in rows if r["videos"] == variant}
-        ratios[variant] = {c: {"ours_vs_naive": by["ours"][c] / by["naive"][c], "ideal_vs_ours": by["ideal"][c] / by["ours"][c]}
-                           for c in columns}
+        ratios[variant] = {c: {"ours_vs_naive": by["ours"][c] / by["naive"][c], "ideal_vs_ours": by["ideal"][c] / by["ours"][c],
+                               "ideal_vs_naive": by["ideal"][c] / by["naive"][c]} for c in columns}
     index_timing = None
     if args.index_rows:
         workdir = Path(tempfile.mkdtemp(prefix="vivit_bench_index_"))
@@ -295,14 +300,14 @@ def main() -> None:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    header = f"{'videos':16s} {'keyframes':>9s} {'reader':7s} {'reader':>8s} {'w=0':>8s} {f'w={args.workers}':>8s}   clips/s"
-    print("\n" + header)
+    names = ["reader", "per CPU-s", "w=0", f"w={args.workers}"]
+    print(f"\n{'videos':16s} {'keyframes':>9s} {'method':7s} " + " ".join(f"{n:>10s}" for n in names) + "   (clips/s)")
     for r in rows:
         print(f"{r['videos']:16s} {r['keyframes_per_video']:9d} {r['reader']:7s} " +
-              " ".join(f"{r[c]:8.2f}" for c in columns))
+              " ".join(f"{r[c]:10.2f}" for c in columns))
     for variant, ratio in ratios.items():
-        print(f"{variant}: ours/naive " + ", ".join(f"{c.split('_clips')[0]} {v['ours_vs_naive']:.2f}x" for c, v in ratio.items())
-              + "; ideal/ours " + ", ".join(f"{v['ideal_vs_ours']:.2f}x" for v in ratio.values()))
+        for key in ("ours_vs_naive", "ideal_vs_ours", "ideal_vs_naive"):
+            print(f"{variant:16s} {key:15s} " + " ".join(f"{ratio[c][key]:9.2f}x" for c in columns))
     if index_timing:
         print(f"index of {index_timing['rows']} Kinetics rows ({index_timing['skipped']} without video): "
               f"first {index_timing['first']:.2f} s, cached {index_timing['cached']:.2f} s")

@@ -58,3 +58,21 @@ def test_class_count_mismatch_names_the_key(tmp_path):
                          output_dir=tmp_path / "out")
     with pytest.raises(ConfigError, match=r"data\.num_classes is 305 .* has 3 classes; set data\.num_classes=3"):
         train(cfg)
+
+
+@pytest.mark.parametrize("name,stride,resize,views,hflip,colour", [
+    ("k400", 2, 256, (4, 3), True, True), ("k600", 2, 256, (4, 3), True, True), ("k700", 2, 256, (4, 3), True, True),
+    ("ssv2", 1, 252, (4, 3), False, False), ("epic100", 1, 256, (4, 1), True, False), ("mit", 2, 256, (4, 3), True, True)])
+def test_release_configs_carry_the_paper_recipe(name, stride, resize, views, hflip, colour):
+    """ViViT-B (32 frames, 224 px): scenic's frames/stride, short side (256 for 224 crops; SSv2 keeps 288/256),
+    test views, flip (none for SSv2) and colour augmentation."""
+    from hydra.utils import instantiate
+
+    cfg = compose_config("train", [f"data={name}", "data.root=/data/x", "model=vivit_b_fe"])
+    dm = instantiate(cfg.data)
+    assert (dm.num_frames, dm.stride, dm.crop_size, dm.min_resize, dm.views) == (32, stride, 224, resize, views)
+    assert dm.root == "/data/x" and str(dm.index.root) == "/data/x"
+    assert dm.train_transform is not None and cfg.data.hflip is hflip and cfg.data.colour_augment is colour
+    if name == "ssv2":  # scenic's SSv2 model reads 256 px: 288 -> 256
+        big = compose_config("train", ["data=ssv2", "data.root=/x", "model=vivit_b_fe", "model.img_size=256"])
+        assert instantiate(big.data).min_resize == 288
