@@ -290,7 +290,8 @@ def main() -> None:
     ratios = {}
     for variant in videos:
         by = {r["reader"]: r for r in rows if r["videos"] == variant}
-        ratios[variant] = {c: {"ours_vs_naive": by["ours"][c] / by["naive"][c], "ideal_vs_ours": by["ideal"][c] / by["ours"][c],
+        ratios[variant] = {c: {"ours_vs_naive": by["ours"][c] / by["naive"][c],
+                               "ideal_vs_ours": by["ideal"][c] / by["ours"][c],
                                "ideal_vs_naive": by["ideal"][c] / by["naive"][c]} for c in columns}
     index_timing = None
     if args.index_rows:

@@ -1,4 +1,6 @@
-"""Re-encode a release for fast loading: `python -m datamodules.prepare SRC DST --short-side 256 [--workers N] [--gop 16]`.
+"""Re-encode a release for fast loading.
+
+    python -m datamodules.prepare SRC DST --short-side 256 [--workers N] [--gop 16]
 
 Videos downloaded from YouTube (Kinetics, MiT) carry a keyframe only every ~250 frames, so reading a clip
 from the middle means decoding from a keyframe seconds earlier; and they are often larger than the 256 px the

@@ -146,7 +146,8 @@ def test_missing_root_is_a_one_line_error_naming_path_and_layout(name, tmp_path)
 
 
 @pytest.mark.parametrize("name,annotation", [
-    ("k400", "annotations/train.csv"), ("k600", "annotations/val.txt"), ("ssv2", "labels/something-something-v2-labels.json"),
+    ("k400", "annotations/train.csv"), ("k600", "annotations/val.txt"),
+    ("ssv2", "labels/something-something-v2-labels.json"),
     ("epic", "epic-kitchens-100-annotations/EPIC_100_noun_classes.csv"), ("mit", "moments_categories.txt"),
     ("mit", "validationSet.csv")])
 def test_missing_annotation_file_names_the_expected_path(built, name, annotation, tmp_path):

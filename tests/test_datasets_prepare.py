@@ -1,6 +1,8 @@
 """`python -m datamodules.prepare`: re-encodes a release with dense keyframes at a short side, keeps its layout,
 frames and annotations, skips what is done, and redoes what an interrupted run left."""
 
+from pathlib import Path
+
 import pytest
 
 from datamodules import VideoRecord, probe, read_frames
@@ -44,8 +46,10 @@ def test_reencodes_every_video_with_dense_keyframes_at_the_short_side(prepared):
 
 def test_layout_annotations_and_suffixes(prepared):
     src, dst, k400, result = prepared
-    assert (dst / "k400" / "annotations" / "train.csv").read_bytes() == (src / "k400" / "annotations" / "train.csv").read_bytes()
-    assert result["annotations_copied"] == 8 and result["other_files"] == 1 and not (dst / "misc" / "frames.tar").exists()
+    csv_path = Path("k400") / "annotations" / "train.csv"
+    assert (dst / csv_path).read_bytes() == (src / csv_path).read_bytes()
+    assert result["annotations_copied"] == 8 and result["other_files"] == 1
+    assert not (dst / "misc" / "frames.tar").exists()
     index = Kinetics(dst / "k400", cache_dir=False)  # the prepared copy is a release like the original
     assert [r.id for r in index.records("train")] == k400.present["train"]
     webm = SomethingSomethingV2(dst / "ssv2", cache_dir=False).records("train")  # VP9 .webm -> H.264 .mp4

@@ -62,7 +62,8 @@ def test_class_count_mismatch_names_the_key(tmp_path):
 
 @pytest.mark.parametrize("name,stride,resize,views,hflip,colour", [
     ("k400", 2, 256, (4, 3), True, True), ("k600", 2, 256, (4, 3), True, True), ("k700", 2, 256, (4, 3), True, True),
-    ("ssv2", 1, 252, (4, 3), False, False), ("epic100", 1, 256, (4, 1), True, False), ("mit", 2, 256, (4, 3), True, True)])
+    ("ssv2", 1, 252, (4, 3), False, False), ("epic100", 1, 256, (4, 1), True, False),
+    ("mit", 2, 256, (4, 3), True, True)])
 def test_release_configs_carry_the_paper_recipe(name, stride, resize, views, hflip, colour):
     """ViViT-B (32 frames, 224 px): scenic's frames/stride, short side (256 for 224 crops; SSv2 keeps 288/256),
     test views, flip (none for SSv2) and colour augmentation."""

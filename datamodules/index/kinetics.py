@@ -118,7 +118,6 @@ class Kinetics(ReleaseIndex):
             if video is None:
                 missing += 1
                 continue
-            label = row.get("label") or None
-            records.append(VideoRecord(path=video, label=None if label is None else label_index(label, index, path, hint),
-                                       id=f"{key[0]}_{key[1]:06d}_{key[2]:06d}"))
+            label = label_index(row["label"], index, path, hint) if row.get("label") else None
+            records.append(VideoRecord(path=video, label=label, id=f"{key[0]}_{key[1]:06d}_{key[2]:06d}"))
         return records, missing
