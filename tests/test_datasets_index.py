@@ -215,3 +215,13 @@ def test_unwritable_cache_dir_is_skipped(built, tmp_path):
     blocker.write_text("not a folder")
     index = Kinetics(built["k400"].root, cache_dir=blocker / "cache")
     assert len(index.records("val")) == 2
+
+
+def test_damaged_cache_file_is_rebuilt(built, tmp_path):
+    cache = tmp_path / "cache"
+    expected = Kinetics(built["k400"].root, cache_dir=cache).records("val")
+    for path in cache.glob("*.pkl"):
+        path.write_bytes(b"\x80\x05garbage")
+    again = Kinetics(built["k400"].root, cache_dir=cache)
+    assert again.records("val") == expected and again.cache.hits == 0
+    assert Kinetics(built["k400"].root, cache_dir=cache).records("val") == expected  # and rewritten

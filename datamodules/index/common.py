@@ -91,8 +91,10 @@ class RecordCache:
                 value = pickle.load(f)
             self.hits += 1
             return value
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+        except FileNotFoundError:
             pass
+        except Exception as e:  # noqa: BLE001 - a damaged cache file is rebuilt, never fatal
+            log.debug("index cache %s unreadable (%s); rebuilding", path, e)
         value = build()
         self._write(path, name, value)
         return value
