@@ -194,3 +194,10 @@ def test_eval_accepts_a_converted_file_and_needs_a_data_choice(synthetic_root, t
     result = evaluate(cfg, overrides=overrides)
     # the zero-initialised head of a fresh model predicts class 0 for every clip: top-1 = share of class 0
     assert result["val"]["val/top1"] == pytest.approx(1 / 8, abs=1e-6)
+
+
+def test_a_missing_dataset_root_is_a_one_line_error_naming_the_key(tmp_path):
+    cfg = compose_config("train", ["debug=fdr", "data=k400", "logger=none"], output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"^data.root: no value") as error:
+        train(cfg)
+    assert "\n" not in str(error.value)

@@ -19,6 +19,7 @@ import hydra
 import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from vivit.checkpoint import INIT_KEYS, build_model, read_checkpoint
 from vivit.loggers import finish_wandb
@@ -44,12 +45,20 @@ def _root_cause(error: BaseException) -> BaseException:
     return error
 
 
+def _missing(error: MissingMandatoryValue) -> ConfigError:
+    """`???` left in the config, e.g. `data.root` of a real dataset."""
+    key = error.full_key or "a key"
+    return ConfigError(f"{key}: no value (???). Set it on the command line, e.g. `{key}=...` (see the comments in conf/).")
+
+
 def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
     """`hydra.utils.instantiate`, turning a ValueError/FileNotFoundError of the target into a ConfigError."""
     try:
         return hydra.utils.instantiate(node, **kwargs)
     except Exception as error:  # Hydra wraps the target's exception in InstantiationException
         cause = _root_cause(error)
+        if isinstance(cause, MissingMandatoryValue):
+            raise _missing(cause) from error
         if isinstance(cause, (ValueError, FileNotFoundError, NotADirectoryError, KeyError)):
             raise ConfigError(f"{key}: {cause}") from error
         raise
@@ -72,6 +81,8 @@ def _build_net(cfg: DictConfig, initialise_weights: bool) -> torch.nn.Module:
         net = build_model(cfg.model)
     except Exception as error:
         cause = _root_cause(error)
+        if isinstance(cause, MissingMandatoryValue):
+            raise _missing(cause) from error
         if isinstance(cause, (ValueError, TypeError)):
             raise ConfigError(f"model: {cause}") from error
         raise
@@ -99,6 +110,13 @@ def run_config(cfg: DictConfig) -> dict[str, Any]:
 
 def build(cfg: DictConfig, stage: str = "fit") -> Run:
     """Seed, instantiate data, model, callbacks, loggers and trainer, and check the data is there."""
+    try:
+        return _build(cfg, stage)
+    except MissingMandatoryValue as error:
+        raise _missing(error) from error
+
+
+def _build(cfg: DictConfig, stage: str) -> Run:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed, workers=True)
