@@ -22,18 +22,12 @@ from vivit import load_checkpoint
 from vivit.checkpoint import read_checkpoint
 from vivit.convert import convert_hf, convert_scenic, main, read_msgpack, write_msgpack
 from vivit.models import (
-    FactorisedDotProductViViT,
     FactorisedEncoderViViT,
     FactorisedSelfAttentionViViT,
     SpatioTemporalViViT,
+    VARIANTS,
 )
 
-VARIANTS = {
-    "st": SpatioTemporalViViT,
-    "fe": FactorisedEncoderViViT,
-    "fsa": FactorisedSelfAttentionViViT,
-    "fdp": FactorisedDotProductViViT,
-}
 # 8 frames of 16x16, tubelets 2x4x4 -> 4 x 4 x 4 tokens; 2 blocks of width 32 with 4 heads.
 GEOMETRY = dict(img_size=16, num_frames=8, tubelet_size=[2, 4, 4], embed_dim=32, depth=2, num_heads=4)
 

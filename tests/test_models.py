@@ -16,24 +16,17 @@ from torch import nn
 from vivit.models import (
     Attention,
     DropPath,
-    FactorisedDotProductViViT,
     FactorisedEncoderViViT,
     FactorisedSelfAttentionViViT,
-    SpatioTemporalViViT,
     TubeletEmbedding,
     UniformFrameEmbedding,
+    VARIANTS,
     drop_path,
     drop_path_rates,
     sample_frames_uniformly,
 )
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-VARIANTS = {
-    "st": SpatioTemporalViViT,
-    "fe": FactorisedEncoderViViT,
-    "fsa": FactorisedSelfAttentionViViT,
-    "fdp": FactorisedDotProductViViT,
-}
 # A tiny geometry: 8 frames of 16x16, tubelets 2x4x4 -> 4 x 4 x 4 tokens.
 TINY = dict(img_size=16, num_frames=8, tubelet_size=(2, 4, 4), embed_dim=32, depth=2, num_heads=4)
 

@@ -16,19 +16,13 @@ from torch import nn
 
 from vivit.checkpoint import save_checkpoint
 from vivit.models import (
-    FactorisedDotProductViViT,
     FactorisedEncoderViViT,
     FactorisedSelfAttentionViViT,
     SpatioTemporalViViT,
+    VARIANTS,
 )
 from vivit.pretrained import initialise
 
-VARIANTS = {
-    "st": SpatioTemporalViViT,
-    "fe": FactorisedEncoderViViT,
-    "fsa": FactorisedSelfAttentionViViT,
-    "fdp": FactorisedDotProductViViT,
-}
 # The image ViT: 16x16 images, 4x4 patches (a 4x4 grid), width 32, 2 blocks of 4 heads.
 # The ViViTs: 8 frames of 16x16, 2x4x4 tubelets -> 4 time steps x the same 4x4 grid.
 TINY = dict(img_size=16, num_frames=8, tubelet_size=(2, 4, 4), embed_dim=32, depth=2, num_heads=4)

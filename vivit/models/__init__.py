@@ -19,6 +19,14 @@ from .vivit import (
     ViViT,
 )
 
+# The paper's four models by the short names the configs use (vivit_b_st, vivit_b_fe, ...).
+VARIANTS = {
+    "st": SpatioTemporalViViT,
+    "fe": FactorisedEncoderViViT,
+    "fsa": FactorisedSelfAttentionViViT,
+    "fdp": FactorisedDotProductViViT,
+}
+
 __all__ = [
     "Attention",
     "Block",
@@ -32,6 +40,7 @@ __all__ = [
     "SpatioTemporalViViT",
     "TubeletEmbedding",
     "UniformFrameEmbedding",
+    "VARIANTS",
     "ViViT",
     "drop_path",
     "drop_path_rates",
