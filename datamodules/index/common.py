@@ -30,21 +30,21 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vivit" / "index"
 
 
-def find_file(candidates: Sequence[Path], what: str, layout: str) -> Path:
-    """The first candidate that is a file, else a one-line FileNotFoundError naming them and the layout."""
+def _find(candidates: Sequence[Path], what: str, layout: str, exists) -> Path:
+    """The first candidate for which `exists` holds, else a one-line FileNotFoundError naming them and the layout."""
     for path in candidates:
-        if path.is_file():
+        if exists(path):
             return path
     tried = " or ".join(str(p) for p in candidates)
     raise FileNotFoundError(f"{what} not found: expected {tried} ({layout})")
+
+
+def find_file(candidates: Sequence[Path], what: str, layout: str) -> Path:
+    return _find(candidates, what, layout, Path.is_file)
 
 
 def find_dir(candidates: Sequence[Path], what: str, layout: str) -> Path:
-    for path in candidates:
-        if path.is_dir():
-            return path
-    tried = " or ".join(str(p) for p in candidates)
-    raise FileNotFoundError(f"{what} not found: expected {tried} ({layout})")
+    return _find(candidates, what, layout, Path.is_dir)
 
 
 def list_videos(folder: Path) -> dict[str, str]:
