@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,17 +52,29 @@ def _missing(error: MissingMandatoryValue) -> ConfigError:
     return ConfigError(f"{key}: no value (???). Set it on the command line, e.g. `{key}=...` (see the comments in conf/).")
 
 
-def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
-    """`hydra.utils.instantiate`, turning a ValueError/FileNotFoundError of the target into a ConfigError."""
+# What a mistake in the config raises while objects are built: reported as one line naming the config key.
+CONFIG_MISTAKES = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError)
+
+
+@contextmanager
+def _reported_as(key: str):
+    """Turn a configuration mistake raised inside the block into a one-line `ConfigError` about `key`."""
     try:
-        return hydra.utils.instantiate(node, **kwargs)
+        yield
+    except ConfigError:
+        raise
     except Exception as error:  # Hydra wraps the target's exception in InstantiationException
         cause = _root_cause(error)
         if isinstance(cause, MissingMandatoryValue):
             raise _missing(cause) from error
-        if isinstance(cause, (ValueError, FileNotFoundError, NotADirectoryError, KeyError)):
+        if isinstance(cause, CONFIG_MISTAKES):
             raise ConfigError(f"{key}: {cause}") from error
         raise
+
+
+def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
+    with _reported_as(key):
+        return hydra.utils.instantiate(node, **kwargs)
 
 
 def _instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
@@ -77,24 +90,14 @@ def _instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
 
 def _build_net(cfg: DictConfig, initialise_weights: bool) -> torch.nn.Module:
     """The backbone, initialised from `model.init` (an image ViT or a video checkpoint) when training starts."""
-    try:
+    with _reported_as("model"):
         net = build_model(cfg.model)
-    except Exception as error:
-        cause = _root_cause(error)
-        if isinstance(cause, MissingMandatoryValue):
-            raise _missing(cause) from error
-        if isinstance(cause, (ValueError, TypeError)):
-            raise ConfigError(f"model: {cause}") from error
-        raise
     source = cfg.model.get("init")
     if source and initialise_weights:
         from vivit.pretrained import initialise
 
-        options = OmegaConf.to_container(cfg.model.get("init_options") or {}, resolve=True)
-        try:
-            initialise(net, source, **options)
-        except (ValueError, FileNotFoundError, TypeError) as error:
-            raise ConfigError(f"model.init: {error}") from error
+        with _reported_as("model.init"):
+            initialise(net, source, **OmegaConf.to_container(cfg.model.get("init_options") or {}, resolve=True))
     return net
 
 
@@ -110,13 +113,6 @@ def run_config(cfg: DictConfig) -> dict[str, Any]:
 
 def build(cfg: DictConfig, stage: str = "fit") -> Run:
     """Seed, instantiate data, model, callbacks, loggers and trainer, and check the data is there."""
-    try:
-        return _build(cfg, stage)
-    except MissingMandatoryValue as error:
-        raise _missing(error) from error
-
-
-def _build(cfg: DictConfig, stage: str) -> Run:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed, workers=True)
@@ -131,11 +127,9 @@ def _build(cfg: DictConfig, stage: str) -> Run:
     if not loggers:  # Lightning raises on a LearningRateMonitor without a logger
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]
     trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
-    try:  # surface a missing dataset root or annotation file now, not after the first epoch
+    with _reported_as("data"):  # surface a missing dataset root or annotation file now, not after an epoch
         datamodule.prepare_data()
         datamodule.setup(stage)
-    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
-        raise ConfigError(f"data: {error}") from error
     return Run(datamodule, module, trainer)
 
 
