@@ -283,7 +283,7 @@ def test_scenic_mismatch_names_both_parameters(tmp_path):
             "SpatialTransformer/encoderblock_0/MlpBlock_0/Dense_0/kernel (32, 128)") in message
     with pytest.raises(ValueError, match=r"attention has \[4\] heads.*num_heads=8"):
         convert_scenic(path, tmp_path / "out.pt", "vivit_s_fe", overrides("fe", num_heads=8))
-    with pytest.raises(ValueError, match="no conf/model/vivit_q_st.yaml"):
+    with pytest.raises(ValueError, match=r"unknown model config .vivit_q_st.: there is no .*conf/model/vivit_q_st.yaml"):
         convert_scenic(path, tmp_path / "out.pt", "vivit_q_st")
 
 

@@ -33,8 +33,7 @@ import torch
 from torch import nn
 
 from vivit.checkpoint import build_model, save_checkpoint
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from vivit.configs import compose_model_config
 Origins = dict[str, list[tuple[str, tuple[int, ...]]]]  # our parameter -> [(source name, source shape)]
 
 
@@ -355,27 +354,6 @@ def convert_scenic(src: str | Path, out: str | Path, model: str, overrides: Sequ
 
 
 # ----------------------------------------------------------------------------------------------- shared
-def compose_model_config(name: str, overrides: Sequence[str] = ()):
-    """conf/model/<name>.yaml with `key=value` overrides (Hydra syntax), unresolved."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    if not (CONF / "model" / f"{name}.yaml").is_file():
-        names = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
-        raise ValueError(f"--model {name}: no conf/model/{name}.yaml; choose one of {', '.join(names)}.")
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose(overrides=[f"+model={name}", *(f"model.{o}" for o in overrides)])
-    except (HydraException, OmegaConfBaseException) as error:
-        raise ValueError(f"model config {name} with {list(overrides)}: {error}") from error
-    finally:
-        GlobalHydra.instance().clear()
-    return cfg.model
-
-
 def _finish(state: dict[str, torch.Tensor], origins: Origins, name: str, overrides: list[str], out: str | Path,
             where: str, heads: set[int] | None = None) -> nn.Module:
     """Build the model of config `name` + overrides, check the converted weights fit it, load them, save OUT."""

@@ -24,7 +24,6 @@ import json
 import sys
 import textwrap
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,7 +31,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from vivit.configs import compose_model_config
 TORCH_FLOPS_PER_MAC = 2  # FlopCounterMode's convention
 
 CONVENTION = (
@@ -40,36 +39,6 @@ CONVENTION = (
     "FlopCounterMode counts 2 per multiply-add. Counted: matmuls (Linear layers, attention QK^T and AV) and the "
     "tubelet convolution; softmax, LayerNorm, GELU and additions are not."
 )
-
-
-def model_names() -> list[str]:
-    """The model configs that can be named: conf/model/*.yaml (size/ and variant/ are parts, not models)."""
-    return sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
-
-
-def compose_model_config(name: str, overrides: Sequence[str] = (), num_classes: int = 400) -> Any:
-    """Compose conf/model/<name>.yaml with Hydra, `key=value` overrides applied to the model's keys.
-
-    Model configs read `num_classes: ${data.num_classes}`, so a `data.num_classes` is supplied.
-    """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    if name not in model_names():
-        raise ValueError(
-            f"Unknown model config {name!r}: there is no {CONF_DIR / 'model' / (name + '.yaml')}. "
-            f"Pick one of: {', '.join(model_names())}."
-        )
-    hydra_overrides = [f"+model={name}", f"+data.num_classes={num_classes}"]
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"Override {item!r} is not of the form key=value (e.g. img_size=288).")
-        prefix, key = ("+", key[1:]) if key.startswith("+") else ("", key)  # +key adds a key, as in Hydra
-        hydra_overrides.append(f"{prefix}{key if key.startswith('model.') else 'model.' + key}={value}")
-    GlobalHydra.instance().clear()  # compose() needs a fresh Hydra; as tests/conftest.py does
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose(config_name=None, overrides=hydra_overrides).model
 
 
 def build_meta_model(model_cfg: Any) -> nn.Module:
