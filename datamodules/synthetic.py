@@ -152,7 +152,7 @@ class SyntheticVideos(FolderVideos):
         interrupted generation is never mistaken for a finished one."""
         if self.root.exists() and any(self.root.iterdir()) and not (self.root / "manifest.json").is_file():
             raise FileExistsError(f"{self.root} exists and is not a synthetic dataset (no manifest.json); "
-                                  f"point data.index.root at an empty or new folder")
+                                  f"point data.root at an empty or new folder")
         self.root.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale_partials()
         tmp = self.root.with_name(f".{self.root.name}.partial-{os.getpid()}")

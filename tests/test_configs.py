@@ -19,10 +19,10 @@ def options(group: str) -> list[str]:
 @pytest.mark.parametrize("config_name", ["train", "eval"])
 def test_every_group_option_composes_and_resolves(config_name, group, option, tmp_path):
     overrides = [f"{group}={option}"]
-    if (group, option) == ("data", "folder"):  # the custom-data config leaves these to the user (???)
-        overrides += ["data.num_classes=5", "data.index.root=/datasets/mine"]
-    elif group == "data" and "\nroot: ???" in (CONF / "data" / f"{option}.yaml").read_text():
-        overrides.append("data.root=/datasets/release")  # real datasets: the user names the release's folder
+    if group == "data" and "\nroot: ???" in (CONF / "data" / f"{option}.yaml").read_text():
+        overrides.append("data.root=/datasets/release")  # real and custom datasets: the user names the folder
+    if (group, option) == ("data", "folder"):  # the custom-data config leaves the classes to the user (???)
+        overrides.append("data.num_classes=5")
     if config_name == "eval":
         overrides.append("ckpt_path=unused.ckpt")
     cfg = compose_config(config_name, overrides, output_dir=tmp_path)

@@ -18,7 +18,7 @@ SMALL_DATA = ["data.index.num_train=64", "data.index.num_val=32", "data.index.nu
 
 
 def small_overrides(synthetic_root: Path) -> list[str]:
-    return [f"data.index.root={synthetic_root}", *SMALL_DATA, "logger=none", "trainer.accelerator=cpu"]
+    return [f"data.root={synthetic_root}", *SMALL_DATA, "logger=none", "trainer.accelerator=cpu"]
 
 
 def test_fast_dev_run_trains_validates_and_tests(synthetic_root, tmp_path):
@@ -87,7 +87,7 @@ def test_bad_shapes_fail_before_training_with_the_config_key(synthetic_root, tmp
 
 def test_unknown_dataset_root_is_a_one_line_error(tmp_path):
     missing = tmp_path / "no_such_dataset"
-    cfg = compose_config("train", ["debug=fdr", "data=folder", f"data.index.root={missing}", "data.num_classes=3",
+    cfg = compose_config("train", ["debug=fdr", "data=folder", f"data.root={missing}", "data.num_classes=3",
                                    "logger=none"], output_dir=tmp_path / "out")
     with pytest.raises(ConfigError) as error:
         train(cfg)
