@@ -60,6 +60,11 @@ def read_checkpoint(path: str | Path, trusted: bool = False) -> tuple[dict[str, 
     except pickle.UnpicklingError as error:
         raise ValueError(f"'{path}' pickles objects other than tensors and plain containers, which are not loaded "
                          "by default; if you trust the file, pass trusted=True.") from error
+    return split_checkpoint(checkpoint, path)
+
+
+def split_checkpoint(checkpoint: Any, path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """`read_checkpoint` for a file already loaded: the backbone's state dict and the `vivit_config`."""
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f"'{path}' does not hold a dict (got {type(checkpoint).__name__}).")
     state = checkpoint.get("state_dict", checkpoint)
@@ -70,6 +75,28 @@ def read_checkpoint(path: str | Path, trusted: bool = False) -> tuple[dict[str, 
             "checkpoint or a file written by `python -m vivit.convert`."
         )
     return backbone, checkpoint.get("vivit_config")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a plain weights file (.safetensors, or .pth/.bin/.pt read with `weights_only=True`).
+
+    Unwraps a `state_dict` or `model` entry and drops DDP's `module.` prefix.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise ValueError(f"'{path}' is not a PyTorch state dict ({type(error).__name__}: {error}).") from error
+    for key in ("state_dict", "model"):
+        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
+            state = state[key]
+    if not isinstance(state, Mapping):
+        raise ValueError(f"'{path}' does not hold a state dict (got {type(state).__name__}).")
+    return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
 def save_checkpoint(

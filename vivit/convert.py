@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vivit.checkpoint import build_model, save_checkpoint
+from vivit.checkpoint import build_model, read_state_dict, save_checkpoint
 from vivit.configs import compose_model_config
 Origins = dict[str, list[tuple[str, tuple[int, ...]]]]  # our parameter -> [(source name, source shape)]
 
@@ -103,20 +103,11 @@ def read_hf(src: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | 
         raise FileNotFoundError(f"No Hugging Face model at '{src}' (expected a directory or a weights file).")
     if weights.name.endswith(".index.json"):  # sharded: load every shard
         shards = sorted(set(json.loads(weights.read_text())["weight_map"].values()))
-        state = {k: v for shard in shards for k, v in _load_weights(weights.parent / shard).items()}
+        state = {k: v for shard in shards for k, v in read_state_dict(weights.parent / shard).items()}
     else:
-        state = _load_weights(weights)
+        state = read_state_dict(weights)
     config = json.loads(config_file.read_text()) if config_file.is_file() else None
     return state, config
-
-
-def _load_weights(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state)
 
 
 def hf_overrides(config: Mapping[str, Any], where: str) -> list[str]:

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed
 from torch import nn
 
-from vivit.checkpoint import read_checkpoint
+from vivit.checkpoint import read_checkpoint, read_state_dict, split_checkpoint
 from vivit.models import FactorisedEncoderViViT, FactorisedSelfAttentionViViT, TubeletEmbedding
 
 log = logging.getLogger(__name__)
@@ -281,7 +281,7 @@ def _file_vit_args(path: Path, num_heads: int | None) -> tuple[dict[str, Any], d
         kwargs = _npz_geometry(path)
         overlay = {"file": str(path), "custom_load": True}  # timm's _load_weights reads the JAX layout
     else:
-        state = _read_state_dict(path)
+        state = read_state_dict(path)
         if any(".patch_embeddings.projection." in k or k.startswith("embeddings.") for k in state):
             from vivit.convert import rename_hf  # a Hugging Face ViTModel: same names as ViViT's
 
@@ -296,23 +296,6 @@ def _file_vit_args(path: Path, num_heads: int | None) -> tuple[dict[str, Any], d
     # The overlay states the file's head size too, so timm loads strictly: a key it cannot place is an error.
     overlay["num_classes"] = kwargs["num_classes"]
     return kwargs, overlay
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise ValueError(f"'{path}' is not a PyTorch state dict ({type(error).__name__}: {error}).") from error
-    for key in ("state_dict", "model"):
-        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
-            state = state[key]
-    if not isinstance(state, Mapping):
-        raise ValueError(f"'{path}' does not hold a state dict (got {type(state).__name__}).")
-    return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
 def _grid(num_tokens: int, has_cls: bool, where: Any) -> tuple[int, int]:
@@ -514,6 +497,7 @@ def _read_video_checkpoint(source: str | Path) -> tuple[dict[str, torch.Tensor],
             state = content.get("state_dict", content) if isinstance(content, Mapping) else {}
             if not any(isinstance(k, str) and k.startswith("net.") for k in state):
                 return None
+            return split_checkpoint(content, path)  # already loaded: do not read the file twice
     return read_checkpoint(path)
 
 
