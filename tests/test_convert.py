@@ -86,6 +86,29 @@ def test_hf_conversion_gives_the_same_logits_as_transformers(hf_model, tmp_path,
     assert diff < 1e-4
     assert reference.std() > 0.5  # random weights large enough for a token-order or q/k/v mix-up to show
     assert model.num_classes == 5 and not model.training
+    # the class names of config.json's id2label travel with the weights
+    saved = torch.load(tmp_path / "vivit.pt", weights_only=True)["vivit_config"]
+    assert saved["classes"] == [hf_model.config.id2label[i] for i in range(5)]
+
+
+def test_hf_class_names_follow_id2label_order_and_scenic_takes_a_names_file(hf_model, tmp_path):
+    hf_model.save_pretrained(tmp_path / "hf")
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    config["id2label"] = {"1": "b", "0": "a", "3": "d", "2": "c", "4": "e"}  # not in key order in the file
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(config))
+    main(["hf", str(tmp_path / "hf"), str(tmp_path / "hf.pt")])
+    assert torch.load(tmp_path / "hf.pt", weights_only=True)["vivit_config"]["classes"] == list("abcde")
+
+    write_msgpack(scenic_tree(tiny("st")), tmp_path / "checkpoint")
+    (tmp_path / "names.txt").write_text("\n".join(f"action {i}" for i in range(6)) + "\n")
+    main(["scenic", str(tmp_path / "checkpoint"), str(tmp_path / "scenic.pt"), "--model", "vivit_s_st",
+          "--classes", str(tmp_path / "names.txt"), *overrides("st")])
+    saved = torch.load(tmp_path / "scenic.pt", weights_only=True)["vivit_config"]
+    assert saved["classes"] == [f"action {i}" for i in range(6)]
+    (tmp_path / "five.txt").write_text("a\nb\nc\nd\ne\n")
+    with pytest.raises(SystemExit, match="5 class names for a classifier of 6 classes"):
+        main(["scenic", str(tmp_path / "checkpoint"), str(tmp_path / "bad.pt"), "--model", "vivit_s_st",
+              "--classes", str(tmp_path / "five.txt"), *overrides("st")])
 
 
 def test_hf_conversion_reads_the_legacy_names(hf_model, tmp_path):

@@ -52,6 +52,9 @@ def test_training_writes_checkpoints_metrics_and_curves(trained_run):
     assert (out / "csv" / "metrics.csv").is_file()
     checkpoint = torch.load(summary["checkpoint"], map_location="cpu", weights_only=False)
     assert checkpoint["vivit_config"]["resolved"]["model"]["num_classes"] == 8
+    from datamodules.synthetic import CLASSES
+
+    assert checkpoint["vivit_config"]["classes"] == CLASSES  # the index's names, in label order
 
 
 def test_eval_reproduces_the_validation_top1_of_the_run(trained_run, tmp_path):
@@ -194,6 +197,30 @@ def test_eval_accepts_a_converted_file_and_needs_a_data_choice(synthetic_root, t
     result = evaluate(cfg, overrides=overrides)
     # the zero-initialised head of a fresh model predicts class 0 for every clip: top-1 = share of class 0
     assert result["val"]["val/top1"] == pytest.approx(1 / 8, abs=1e-6)
+
+
+def test_eval_warns_when_the_checkpoint_names_other_classes(synthetic_root, tmp_path, caplog):
+    """Class names round-trip train -> convert -> eval: a file whose names are not the data's is flagged."""
+    from omegaconf import OmegaConf
+
+    from datamodules.synthetic import CLASSES
+    from vivit.checkpoint import build_model, save_checkpoint
+
+    train_cfg = compose_config("train", small_overrides(synthetic_root), output_dir=tmp_path)
+    source = OmegaConf.to_container(train_cfg.model, resolve=False)
+    resolved = OmegaConf.to_container(train_cfg.model, resolve=True)
+    state = build_model(resolved).state_dict()
+    data = ["data=synthetic", *[o for o in small_overrides(synthetic_root) if o.startswith("data.")]]
+    for name, classes in (("same.pt", CLASSES), ("swapped.pt", [CLASSES[1], CLASSES[0], *CLASSES[2:]])):
+        save_checkpoint(tmp_path / name, state, source, resolved, classes)
+        overrides = [f"ckpt_path={tmp_path / name}", "split=val", *data]
+        caplog.clear()
+        evaluate(compose_config("eval", [*overrides, "trainer.accelerator=cpu"], output_dir=tmp_path), overrides)
+        warned = [r.getMessage() for r in caplog.records if "other classes" in r.getMessage()]
+        if name == "same.pt":
+            assert warned == []
+        else:
+            assert len(warned) == 1 and f"label 0 is {CLASSES[1]!r} in the checkpoint" in warned[0]
 
 
 def test_a_missing_dataset_root_is_a_one_line_error_naming_the_key(tmp_path):

@@ -6,11 +6,13 @@ Two kinds of file share one layout, so `eval.py` and `vivit.load_checkpoint` tak
   under `net.`, and `vivit_config` the model and data configs of the run;
 - a converted file (`python -m vivit.convert ...`, `.pt`): only `vivit_config` (model only) and `state_dict`.
 
-    {"vivit_config": {"source": {"model": cfg, ...}, "resolved": {"model": cfg, ...}},
+    {"vivit_config": {"source": {"model": cfg, ...}, "resolved": {"model": cfg, ...},
+                      "classes": [name, ...] or {head: [name, ...]}},
      "state_dict": {"net.<model parameter>": tensor, ...}}
 
 "source" keeps interpolations such as `num_classes: ${data.num_classes}` (eval.py composes it with a data
-config); "resolved" is what the model was built with.
+config); "resolved" is what the model was built with; "classes" the class names in label order (one list per
+head for EPIC-KITCHENS' verb and noun), so a checkpoint can answer with names (`vivit.predict`) without the dataset.
 """
 
 from __future__ import annotations
@@ -100,18 +102,38 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(
-    path: str | Path, state_dict: Mapping[str, torch.Tensor], model_cfg: Mapping[str, Any], resolved: Mapping[str, Any]
+    path: str | Path, state_dict: Mapping[str, torch.Tensor], model_cfg: Mapping[str, Any], resolved: Mapping[str, Any],
+    classes: list[str] | Mapping[str, list[str]] | None = None,
 ) -> None:
     """Write a converted model in the train.py checkpoint layout (see the module docstring)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {"source": {"model": dict(model_cfg)}, "resolved": {"model": dict(resolved)}}
+    if classes is not None:
+        config["classes"] = plain_classes(classes)
     torch.save(
-        {
-            "vivit_config": {"source": {"model": dict(model_cfg)}, "resolved": {"model": dict(resolved)}},
-            "state_dict": {PREFIX + k: v.detach().clone().contiguous() for k, v in state_dict.items()},
-        },
+        {"vivit_config": config,
+         "state_dict": {PREFIX + k: v.detach().clone().contiguous() for k, v in state_dict.items()}},
         path,
     )
+
+
+def plain_classes(classes: Any) -> list[str] | dict[str, list[str]]:
+    """Class names as plain lists (a dict of lists for several heads), as stored in `vivit_config["classes"]`."""
+    if isinstance(classes, Mapping):
+        return {str(head): [str(n) for n in names] for head, names in classes.items()}
+    return [str(n) for n in classes]
+
+
+def class_names(config: Mapping[str, Any] | None, num_classes: int | Mapping[str, int]
+                ) -> list[str] | dict[str, list[str]]:
+    """The checkpoint's class names, or "class N" placeholders for a file made before names were stored."""
+    names = (config or {}).get("classes")
+    if names is not None:
+        return names
+    if isinstance(num_classes, Mapping):
+        return {head: [f"{head} {i}" for i in range(n)] for head, n in num_classes.items()}
+    return [f"class {i}" for i in range(int(num_classes))]
 
 
 def load_checkpoint(path: str | Path, trusted: bool = False) -> nn.Module:

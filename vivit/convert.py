@@ -158,7 +158,27 @@ def convert_hf(src: str | Path, out: str | Path, model: str | None = None, overr
     if config is None and model is None:
         raise ValueError(f"'{src}' has no config.json next to it: pass --model NAME (e.g. vivit_b_st) and the "
                          "geometry as key=value overrides.")
-    return _finish(renamed, origins, model or "vivit_b_st", [*derived, *overrides], out, str(src))
+    classes = hf_classes(config, f"{src}/config.json") if config else None
+    return _finish(renamed, origins, model or "vivit_b_st", [*derived, *overrides], out, str(src), classes=classes)
+
+
+def hf_classes(config: Mapping[str, Any], where: str) -> list[str] | None:
+    """config.json's `id2label` as a list in label order (None when it has none)."""
+    labels = config.get("id2label")
+    if not labels:
+        return None
+    ids = sorted(int(i) for i in labels)
+    if ids != list(range(len(ids))):
+        raise ValueError(f"{where}: id2label keys must be 0..{len(ids) - 1} without gaps, got {ids[:5]}...")
+    return [labels[str(i)] if str(i) in labels else labels[i] for i in ids]
+
+
+def read_class_names(path: str | Path) -> list[str]:
+    """A class-names file: one name per line, in label order (blank lines ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--classes: no file at '{path}' (expected one class name per line, in label order).")
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 # ----------------------------------------------------------------------------------------------- Scenic / Flax
@@ -334,19 +354,20 @@ def rename_scenic(params: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], O
     return state, origins, unknown, heads
 
 
-def convert_scenic(src: str | Path, out: str | Path, model: str, overrides: Sequence[str] = ()) -> nn.Module:
+def convert_scenic(src: str | Path, out: str | Path, model: str, overrides: Sequence[str] = (),
+                   classes: Sequence[str] | None = None) -> nn.Module:
     """Convert an official Scenic ViViT checkpoint (any variant); returns the converted model (eval mode)."""
     params = scenic_params(read_msgpack(src), f"'{src}'")
     state, origins, unknown, heads = rename_scenic(params)
     if unknown:
         raise ValueError(f"'{src}': Scenic parameters with no place in the ViViT models: {', '.join(unknown)} "
                          "(a pre_logits layer, representation_size, is not supported).")
-    return _finish(state, origins, model, list(overrides), out, str(src), heads)
+    return _finish(state, origins, model, list(overrides), out, str(src), heads, classes)
 
 
 # ----------------------------------------------------------------------------------------------- shared
 def _finish(state: dict[str, torch.Tensor], origins: Origins, name: str, overrides: list[str], out: str | Path,
-            where: str, heads: set[int] | None = None) -> nn.Module:
+            where: str, heads: set[int] | None = None, classes: Sequence[str] | None = None) -> nn.Module:
     """Build the model of config `name` + overrides, check the converted weights fit it, load them, save OUT."""
     from omegaconf import OmegaConf
 
@@ -361,10 +382,13 @@ def _finish(state: dict[str, torch.Tensor], origins: Origins, name: str, overrid
     if heads and heads != {resolved["num_heads"]}:
         raise ValueError(f"{where}: the checkpoint's attention has {sorted(heads)} heads, the model config "
                          f"num_heads={resolved['num_heads']}; set num_heads={min(heads)}.")
+    if classes is not None and len(classes) != resolved["num_classes"]:
+        raise ValueError(f"{where}: {len(classes)} class names for a classifier of {resolved['num_classes']} classes; "
+                         "give one name per class, in label order.")
     model = build_model(resolved)
     check_state(model, state, origins, where)
     model.load_state_dict(state)
-    save_checkpoint(out, model.state_dict(), source, resolved)
+    save_checkpoint(out, model.state_dict(), source, resolved, list(classes) if classes is not None else None)
     return model.eval()
 
 
@@ -396,6 +420,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("src", help="HF directory / weights file, or the Scenic `checkpoint` file")
     parser.add_argument("out", help="the converted checkpoint to write (.pt)")
     parser.add_argument("--model", help="a conf/model name (required for scenic; hf default: vivit_b_st)")
+    parser.add_argument("--classes", help="scenic: a file of class names, one per line in label order "
+                        "(hf: read from config.json's id2label)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="model config overrides")
     args = parser.parse_intermixed_args(argv)  # overrides may come after --model
     try:
@@ -404,7 +430,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             if not args.model:
                 parser.error("scenic needs --model NAME (e.g. vivit_b_st, vivit_l_fe; see conf/model/)")
-            model = convert_scenic(args.src, args.out, args.model, args.overrides)
+            classes = read_class_names(args.classes) if args.classes else None
+            model = convert_scenic(args.src, args.out, args.model, args.overrides, classes)
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
     count = sum(p.numel() for p in model.parameters())

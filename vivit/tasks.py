@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from vivit.checkpoint import INIT_KEYS, build_model, read_checkpoint
+from vivit.checkpoint import INIT_KEYS, build_model, plain_classes, read_checkpoint
 from vivit.loggers import finish_wandb
 from vivit.module import VideoClassifier
 
@@ -130,6 +130,7 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
     with _reported_as("data"):  # surface a missing dataset root or annotation file now, not after an epoch
         datamodule.prepare_data()
         datamodule.setup(stage)
+        module.run_config["classes"] = plain_classes(datamodule.index.classes)  # checkpoints answer with names
     return Run(datamodule, module, trainer)
 
 
@@ -250,6 +251,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
     stage = "validate" if cfg.split == "val" else "test"
     run = build(cfg, stage)
     run.module.net.load_state_dict(weights)
+    _check_class_names(saved.get("classes"), run.module.run_config["classes"], cfg.ckpt_path)
     if cfg.eval.get("save_predictions"):
         run.module.predictions = []
     try:
@@ -265,6 +267,21 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
         summary["predictions"] = _save_predictions(run, "val" if stage == "validate" else "test", Path(cfg.paths.output_dir))
     _write_summary(summary, Path(cfg.paths.output_dir), run.trainer)
     return summary
+
+
+def _check_class_names(saved: Any, data: Any, ckpt_path: str) -> None:
+    """Warn when the checkpoint's classes are not the data's, in the same order: its metrics would be wrong."""
+    if saved is None or saved == data:
+        return
+    heads = saved.items() if isinstance(saved, dict) else [("", saved)]
+    for head, names in heads:
+        other = data.get(head, []) if isinstance(data, dict) else data
+        first = next((i for i, (a, b) in enumerate(zip(names, other)) if a != b), min(len(names), len(other)))
+        log.warning("ckpt_path: '%s' was trained on other classes than the data's%s: label %d is %r in the "
+                    "checkpoint, %r in the data (%d vs %d classes); metrics compare different names.", ckpt_path,
+                    f" ({head})" if head else "", first, names[first] if first < len(names) else None,
+                    other[first] if first < len(other) else None, len(names), len(other))
+        return
 
 
 def _save_predictions(run: Run, split: str, output_dir: Path) -> str:
