@@ -303,3 +303,29 @@ def _save_predictions(run: Run, split: str, output_dir: Path) -> str:
 def set_project_root(entry_point: str) -> None:
     """Let `paths.root_dir` default to the folder of the entry point, wherever it is started from."""
     os.environ.setdefault("VIVIT_ROOT", str(Path(entry_point).resolve().parent))
+
+
+# --------------------------------------------------------------------------------------------------- predict
+def predict(cfg: DictConfig) -> list[dict[str, Any]]:
+    """predict.py: top-k class names per video, printed and written as predictions.json / .csv."""
+    from vivit import inference
+
+    for key in ("ckpt_path", "inputs"):
+        if OmegaConf.is_missing(cfg, key):
+            raise ConfigError(f"{key}: missing. Usage: python predict.py ckpt_path=PATH inputs=VIDEO|FOLDER|LIST.txt")
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    inputs = OmegaConf.to_container(cfg.inputs) if OmegaConf.is_list(cfg.inputs) else cfg.inputs
+    with _reported_as("inputs"):
+        paths = inference.video_paths(inputs)
+    if not paths:
+        raise ConfigError(f"inputs: no videos ({', '.join(inference.VIDEO_SUFFIXES)}) found in '{cfg.inputs}'.")
+    read_run_checkpoint(cfg.ckpt_path)  # a one-line error for a missing or foreign file
+    with _reported_as("predict"):
+        results = inference.predict(cfg.ckpt_path, [str(p) for p in paths], topk=int(cfg.topk), views=cfg.views,
+                                    batch_size=int(cfg.batch_size), num_workers=int(cfg.num_workers),
+                                    device=cfg.device, precision=str(cfg.precision), progress=True)
+    json_path, csv_path = inference.write(results, cfg.paths.output_dir)
+    inference.print_results(results, skipped=len(paths) - len(results))
+    print(f"wrote {json_path} and {csv_path}")
+    return results
