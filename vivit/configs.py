@@ -7,7 +7,15 @@ from typing import Sequence
 
 from omegaconf import DictConfig
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _conf_dir() -> Path:
+    """conf/ of the installed package (a wheel ships it as vivit/conf), else the repository's (a clone, `-e`)."""
+    installed = Path(__file__).resolve().parent / "conf"
+    return installed if (installed / "train.yaml").is_file() else Path(__file__).resolve().parents[1] / "conf"
+
+
+CONF_DIR = _conf_dir()
 
 
 def model_names() -> list[str]:

@@ -1,0 +1,28 @@
+"""The wheel ships every package, every config of conf/ and the console commands (CI installs it: .ci/run)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+from tests.conftest import CONF, ROOT
+
+
+def test_wheel_holds_the_packages_the_configs_and_the_console_commands(tmp_path):
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            str(ROOT), "-w", str(tmp_path)], capture_output=True, text=True, timeout=300,
+                           cwd=tmp_path)
+    assert build.returncode == 0, build.stderr[-2000:]
+    [wheel] = tmp_path.glob("vivit_framework-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    configs = {f"vivit/conf/{p.relative_to(CONF).as_posix()}" for p in CONF.rglob("*.yaml")}
+    assert len(configs) > 80 and configs <= names  # every config, in its group folder
+    for module in ("vivit/cli.py", "vivit/inference.py", "vivit/models/vivit.py", "datamodules/datamodule.py",
+                   "datamodules/index/epic100.py", "experiments/collect.py"):
+        assert module in names
+    assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
+    [entry_points] = [n for n in names if n.endswith("entry_points.txt")]
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    for command in ("train", "eval", "predict", "convert", "flops"):
+        assert f"vivit-{command} = vivit.cli:" in text
