@@ -359,3 +359,33 @@ def test_converted_file_loads_into_the_lightning_module_as_eval_py_does(tmp_path
     cfg = OmegaConf.create({"model": source, "data": {"num_classes": 6}})
     module = VideoClassifier(net=build_model(cfg.model), optimizer=None)
     module.load_state_dict(saved["state_dict"])  # what eval.py does
+
+
+def test_hf_hub_name_converts_from_the_cache_offline(hf_model, tmp_path):
+    """`python -m vivit.convert hf org/name OUT` with HF_HUB_OFFLINE=1 reads huggingface_hub's cache layout."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--google--vivit-tiny-test"
+    hf_model.save_pretrained(repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+
+    def convert(name: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "vivit.convert", "hf", name, str(tmp_path / "out.pt")],
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+
+    result = convert("google/vivit-tiny-test")
+    assert result.returncode == 0, result.stderr[-2000:]
+    model = load_checkpoint(tmp_path / "out.pt")
+    video = clip()
+    with torch.no_grad():
+        assert (model(video) - hf_logits(hf_model, video)).abs().max() < 1e-4
+    result = convert("google/not-in-the-cache")
+    assert result.returncode == 1 and "is not in the Hugging Face cache" in result.stderr
+    assert "Traceback" not in result.stderr

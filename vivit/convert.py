@@ -3,8 +3,9 @@
     python -m vivit.convert hf SRC OUT.pt [--model NAME] [key=value ...]
     python -m vivit.convert scenic SRC OUT.pt --model NAME [key=value ...]
 
-`hf`: SRC is a Hugging Face ViViT directory (config.json + model.safetensors or pytorch_model.bin) or a single
-weights file, with the names of transformers < 5.9 (`encoder.layer.N.attention.attention.query`) or >= 5.9
+`hf`: SRC is a Hugging Face ViViT directory (config.json + model.safetensors or pytorch_model.bin), a single
+weights file, or a hub name (`google/vivit-b-16x2-kinetics400`: downloaded with huggingface_hub, or read from its
+cache offline), with the names of transformers < 5.9 (`encoder.layer.N.attention.attention.query`) or >= 5.9
 (`layers.N.attention.q_proj`). The model config is `--model NAME` (default vivit_b_st) with the geometry of
 config.json (hidden size, layers, heads, tubelet, image size, frames, labels), then the `key=value` overrides.
 
@@ -146,9 +147,37 @@ def hf_overrides(config: Mapping[str, Any], where: str) -> list[str]:
     return [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
 
 
+HUB_NAME = re.compile(r"^[\w.-]+/[\w.-]+$")  # org/name, e.g. google/vivit-b-16x2-kinetics400
+HUB_FILES = ["config.json", "*.safetensors", "*.safetensors.index.json", "pytorch_model.bin*"]
+
+
+def hub_snapshot(src: str | Path) -> Path:
+    """A local path as it is; a hub name (org/name, not an existing path) as its snapshot folder.
+
+    huggingface_hub downloads the files when online and reads its cache (HF_HUB_CACHE) when offline
+    (HF_HUB_OFFLINE=1), so a model downloaded once converts without network.
+    """
+    if Path(src).exists() or not HUB_NAME.match(str(src)):
+        return Path(src)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(str(src), allow_patterns=HUB_FILES))
+    except LocalEntryNotFoundError as error:
+        raise FileNotFoundError(f"'{src}' is not a local folder and is not in the Hugging Face cache, and the hub "
+                                "cannot be reached (offline, or HF_HUB_OFFLINE=1): download it once online, or "
+                                "pass the model's folder.") from error
+    except HfHubHTTPError as error:
+        raise FileNotFoundError(f"'{src}': the Hugging Face hub answered {error}; check the model name "
+                                "(e.g. google/vivit-b-16x2-kinetics400) or your token (`hf auth login`).") from error
+
+
 def convert_hf(src: str | Path, out: str | Path, model: str | None = None, overrides: Sequence[str] = ()
                ) -> nn.Module:
-    """Convert a Hugging Face ViViT (Model 1) checkpoint; returns the converted model (eval mode)."""
+    """Convert a Hugging Face ViViT (Model 1) checkpoint (a folder, a weights file or a hub name such as
+    google/vivit-b-16x2-kinetics400); returns the converted model (eval mode)."""
+    src = hub_snapshot(src)
     state, config = read_hf(src)
     renamed, dropped, origins = rename_hf(state)
     if "head.weight" not in renamed:
@@ -417,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vivit.convert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("format", choices=("hf", "scenic"), help="the checkpoint's origin")
-    parser.add_argument("src", help="HF directory / weights file, or the Scenic `checkpoint` file")
+    parser.add_argument("src", help="HF directory / weights file / hub name (org/name), or the Scenic `checkpoint` file")
     parser.add_argument("out", help="the converted checkpoint to write (.pt)")
     parser.add_argument("--model", help="a conf/model name (required for scenic; hf default: vivit_b_st)")
     parser.add_argument("--classes", help="scenic: a file of class names, one per line in label order "
