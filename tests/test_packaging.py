@@ -24,5 +24,5 @@ def test_wheel_holds_the_packages_the_configs_and_the_console_commands(tmp_path)
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
     [entry_points] = [n for n in names if n.endswith("entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    for command in ("train", "eval", "predict", "convert", "flops"):
+    for command in ("train", "eval", "predict", "convert", "flops", "export"):
         assert f"vivit-{command} = vivit.cli:" in text

@@ -54,3 +54,9 @@ def flops() -> None:
     from vivit.flops import main
 
     sys.exit(main())
+
+
+def export() -> None:
+    from vivit.export import main
+
+    main()
