@@ -123,6 +123,10 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
     module = _instantiate(cfg.module, "module", net=net, optimizer=cfg.optim.optimizer)
     module.run_config = run_config(cfg)
     loggers = _instantiate_group(cfg.get("logger"), "logger")
+    if stage == "fit":
+        from vivit.dashboards import log_run_config
+
+        log_run_config(loggers, cfg)
     callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
     if not loggers:  # Lightning raises on a LearningRateMonitor without a logger
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]
