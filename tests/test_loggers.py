@@ -66,3 +66,16 @@ def test_multirun_jobs_share_one_group_named_after_the_sweep(tmp_path):
         cfg.hydra.job.name = "train"
     HydraConfig.instance().set_config(cfg)
     assert multirun_group() == "train-2026-11-25_10-00-00"
+
+
+def test_wandb_login_host_in_the_settings_file_counts_as_credentials(tmp_path):
+    """`wandb login --host URL` writes base_url to wandb's settings file and the key to netrc under that host."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "settings").write_text("[default]\nbase_url = https://wandb.example.org\n")
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine wandb.example.org\n  login user\n  password " + "p" * 40 + "\n")
+    netrc.chmod(0o600)
+    env = {"NETRC": str(netrc), "WANDB_CONFIG_DIR": str(tmp_path / "config")}
+    assert has_wandb_credentials(env) and resolve_wandb_mode(env) == "online"
+    # without the settings file the default host is asked for, and the netrc holds no login for it
+    assert resolve_wandb_mode({"NETRC": str(netrc), "WANDB_CONFIG_DIR": str(tmp_path / "none")}) == "offline"

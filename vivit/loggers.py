@@ -4,35 +4,59 @@
 without a network. The mode is therefore chosen before W&B is touched:
 
 - `WANDB_MODE=disabled` -> disabled (tests and CI);
-- credentials found (`WANDB_API_KEY` or a netrc entry for the W&B host) and `WANDB_MODE` not `offline` -> online;
+- credentials found as wandb finds them (`WANDB_API_KEY`, the netrc entry of the host in wandb's settings, as
+  `wandb login [--host URL]` writes them, or a settings file's api_key) and `WANDB_MODE` not `offline` -> online;
 - otherwise -> offline, with a one-line hint on how to upload the run later with `wandb sync`.
 """
 
 from __future__ import annotations
 
 import logging
-import netrc
 import os
+from collections.abc import Mapping
+from unittest import mock
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "https://api.wandb.ai"
 
 
-def has_wandb_credentials(environ: dict[str, str] | None = None) -> bool:
-    """True when an API key is in the environment or in the netrc file that `wandb login` writes."""
-    env = os.environ if environ is None else environ
-    if env.get("WANDB_API_KEY"):
-        return True
-    host = urlparse(env.get("WANDB_BASE_URL", DEFAULT_HOST)).hostname or "api.wandb.ai"
-    netrc_path = Path(env.get("NETRC", Path.home() / ".netrc"))
-    try:
-        return netrc.netrc(netrc_path).authenticators(host) is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
+def wandb_settings(environ: Mapping[str, str]):
+    """wandb's settings as `wandb.init` loads them: the settings file (`wandb login --host` writes base_url there;
+    WANDB_CONFIG_DIR moves it), then the environment."""
+    from wandb.sdk.wandb_settings import Settings
+
+    settings = Settings()
+    config_dir = environ.get("WANDB_CONFIG_DIR")
+    folder = Path(config_dir).expanduser() if config_dir else Path("~", ".config", "wandb").expanduser()
+    settings.settings_system = str(folder / "settings")
+    settings.update_from_system_settings()
+    settings.update_from_env_vars(dict(environ))
+    return settings
+
+
+def has_wandb_credentials(environ: Mapping[str, str] | None = None) -> bool:
+    """True when wandb itself would find credentials for its host, without prompting.
+
+    wandb's own lookup (`authenticate_session(prompt=False)`): WANDB_API_KEY or an identity-token file, the netrc
+    entry of the host (`wandb login`, `wandb login --host URL`), or an api_key in the settings files.
+    """
+    from wandb.errors import AuthenticationError
+    from wandb.sdk.lib.wbauth.authenticate import authenticate_session
+
+    env = dict(os.environ if environ is None else environ)
+    with mock.patch.dict(os.environ, env, clear=True):  # wandb reads os.environ (WANDB_API_KEY, NETRC, ...)
+        settings = wandb_settings(env)
+        try:
+            auth = authenticate_session(host=settings.base_url, source="vivit", prompt=False, update_session=False)
+        except AuthenticationError as error:
+            log.warning("W&B credentials found but not usable (%s): logging offline.", error)
+            return False
+        if auth is None and settings.api_key:  # an api_key in a settings file
+            return True
+    return auth is not None
 
 
 def resolve_wandb_mode(environ: dict[str, str] | None = None) -> str:
