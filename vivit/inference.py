@@ -171,13 +171,15 @@ def print_results(results: list[dict[str, Any]], skipped: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    multi_head = any(isinstance(r["top"], dict) for r in results)
     table = Table(title="Predictions")
-    for column in ("video", "head", "top-k (probability)"):
+    for column in ("video", "head", "top-k (probability)") if multi_head else ("video", "top-k (probability)"):
         table.add_column(column)
     for result in results:
         heads = result["top"] if isinstance(result["top"], dict) else {"": result["top"]}
         for head, top in heads.items():
-            table.add_row(Path(result["video"]).name, head, ", ".join(f"{e['label']} ({e['prob']:.3f})" for e in top))
+            cells = [head] if multi_head else []
+            table.add_row(Path(result["video"]).name, *cells, ", ".join(f"{e['label']} ({e['prob']:.3f})" for e in top))
     console = Console()
     console.print(table)
     if skipped:
