@@ -40,6 +40,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
+from vivit.inference import native_bf16  # noqa: E402
 from vivit.flops import count_macs  # noqa: E402
 from vivit.models import (  # noqa: E402
     FactorisedDotProductViViT,
@@ -117,7 +118,7 @@ class Candidate:
             meta = build_ours("st" if name == "hf" else name, cfg)
         self.macs = sum(count_macs(meta.eval()).values())
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-3, momentum=0.9)
-        self.times: dict[str, list[float]] = {"train": [], "infer": []}
+        self.times: dict[str, list[float]] = {"train": [], "infer": [], "infer_bf16": []}
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         if self.name == "hf":
@@ -164,6 +165,8 @@ def run(cfg: dict[str, Any], names: list[str], device: torch.device) -> list[Can
         "train": lambda c: train_step(c, video, labels, autocast),
         "infer": lambda c: infer_step(c, video, autocast),
     }
+    if device.type == "cpu":  # what predict.py's precision=auto picks on a CPU with native bf16 (AVX512-BF16/AMX)
+        steps["infer_bf16"] = lambda c: infer_step(c, video, lambda: torch.autocast("cpu", dtype=torch.bfloat16))
     for mode, step in steps.items():
         for c in candidates:
             for _ in range(cfg["warmup"]):
@@ -179,7 +182,9 @@ def summarise(candidates: list[Candidate], cfg: dict[str, Any], peak_tflops: flo
     rows = []
     for c in candidates:
         row: dict[str, Any] = {"model": c.name, "params": c.params, "gflops_per_clip": c.macs / 1e9}
-        for mode, passes in (("train", 3), ("infer", 1)):
+        for mode, passes in (("train", 3), ("infer", 1), ("infer_bf16", 1)):
+            if not c.times[mode]:
+                continue
             median = statistics.median(c.times[mode])
             clips = B / median
             achieved = 2 * c.macs * passes * clips / 1e12  # TFLOP/s, 2 FLOPs per multiply-add
@@ -190,6 +195,8 @@ def summarise(candidates: list[Candidate], cfg: dict[str, Any], peak_tflops: flo
                 f"{mode}_tflops": achieved,
                 f"{mode}_mfu": achieved / peak_tflops if peak_tflops else None,
             }
+        if c.times["infer_bf16"]:
+            row["infer_bf16_vs_fp32"] = row["infer_bf16_clips_per_s"] / row["infer_clips_per_s"]
         rows.append(row)
     hf = next((r for r in rows if r["model"] == "hf"), None)
     for row in rows:
@@ -215,6 +222,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{mfu(r['train_mfu']):>6} | {r['infer_clips_per_s']:>13.2f} {ratio(r['infer_vs_hf']):>6} "
             f"{r['infer_tflops']:>8.3g} {mfu(r['infer_mfu']):>6}"
         )
+    bf16 = [f"{r['model']} {r['infer_bf16_clips_per_s']:.2f} clips/s ({r['infer_bf16_vs_fp32']:.2f}x fp32)"
+            for r in rows if "infer_bf16_vs_fp32" in r]
+    if bf16:
+        lines.append("infer, bf16 autocast: " + ", ".join(bf16))
     return "\n".join(lines)
 
 
@@ -253,7 +264,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "load_avg_before": load_before,
         "load_avg_after": os.getloadavg(),
-        "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+        "precision": "bf16 autocast" if device.type == "cuda" else "fp32 (+ infer_bf16: bf16 autocast)",
+        "native_bf16": native_bf16() if device.type == "cpu" else None,
         "hf_attn_implementation": "sdpa",
         "peak_tflops": peak,
         "torch": torch.__version__,
