@@ -77,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     with torch.no_grad():
         eager = model(check)
     program = export_program(model, args.out, args.batch)
-    reports = [("torch.export", args.out, max_difference(eager, program.module()(check)))]
+    with torch.no_grad():
+        exported = program.module()(check)
+    reports = [("torch.export", args.out, max_difference(eager, exported))]
     if args.onnx:
         export_onnx(model, args.onnx, args.batch)
         reports.append(("onnx", args.onnx, max_difference(eager, onnx_outputs(args.onnx, check))))
