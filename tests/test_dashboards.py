@@ -35,3 +35,10 @@ def test_csv_logger_gets_the_resolved_config(synthetic_root, tmp_path):
     train(compose_config("train", overrides, output_dir=tmp_path))
     hparams = yaml.safe_load((tmp_path / "csv" / "hparams.yaml").read_text())
     assert hparams["optim"]["optimizer"]["lr"] == 0.0456 and hparams["model"]["num_classes"] == 8
+    # throughput, once per epoch: 64 training clips in 4 batches, 32 val clips
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+    train_rate = [float(r["perf/train_clips_per_s"]) for r in rows if r.get("perf/train_clips_per_s")]
+    val = [float(r["perf/val_clips_per_s"]) for r in rows if r.get("perf/val_clips_per_s")]
+    assert len(train_rate) == 1 and 1 < train_rate[0] < 1e5 and len(val) == 2 and all(1 < v < 1e5 for v in val)

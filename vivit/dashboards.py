@@ -7,8 +7,12 @@ as `python -m vivit.flops` counts them (the paper's convention).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
+
+import lightning as L
+import torch
 
 from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -38,3 +42,54 @@ def log_run_config(loggers: Sequence[Logger], cfg: DictConfig) -> None:
         logger.log_hyperparams(config)
         if isinstance(logger, WandbLogger):
             logger.experiment.config.update(model_summary(config["model"]), allow_val_change=True)
+
+
+class Throughput(L.Callback):
+    """Clips per second of training, validation and test (this process's batches, data loading included), and
+    on a GPU the peak memory, logged once per epoch as `perf/<stage>_clips_per_s` and `perf/gpu_mem_gb`."""
+
+    def __init__(self) -> None:
+        self.clips = {stage: 0 for stage in ("train", "val", "test")}
+        self.seconds = {stage: 0.0 for stage in self.clips}
+        self.last: float | None = None
+
+    def _step(self, stage: str, batch: Any) -> None:
+        now = time.perf_counter()
+        if self.last is not None:  # from the end of the previous batch: data loading counts
+            self.seconds[stage] += now - self.last
+            self.clips[stage] += int(batch["video"].shape[0])
+        self.last = now
+
+    def _log(self, pl_module: L.LightningModule, stage: str) -> None:
+        if self.seconds[stage] > 0 and not pl_module.trainer.sanity_checking:
+            pl_module.log(f"perf/{stage}_clips_per_s", self.clips[stage] / self.seconds[stage])
+            if pl_module.device.type == "cuda":
+                pl_module.log("perf/gpu_mem_gb", torch.cuda.max_memory_allocated(pl_module.device) / 2**30)
+        self.clips[stage], self.seconds[stage] = 0, 0.0
+
+    def _reset(self, *args: Any) -> None:
+        self.last = time.perf_counter()
+
+    on_train_epoch_start = on_validation_epoch_start = on_test_epoch_start = _reset
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self._step("train", batch)
+
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._step("val", batch)
+
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                          batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._step("test", batch)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log(pl_module, "val")
+        self.last = time.perf_counter()  # training resumes after validation: not its time
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log(pl_module, "train")
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log(pl_module, "test")
