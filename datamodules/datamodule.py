@@ -77,7 +77,7 @@ class VideoDataset(Dataset):
             try:
                 video = self.load(i)
                 return {"video": video, "label": self.label(self.records[i]), "index": i, **self._valid(True)}
-            except Exception as e:  # noqa: BLE001 - bad data shows up as many exception types
+            except reader.READ_ERRORS as e:
                 if self.on_error == "raise":
                     raise
                 with self.num_errors.get_lock():
@@ -137,7 +137,7 @@ def decode_all(records: Sequence[VideoRecord], short_side: int, on_error: str, n
     for n, record in enumerate(records):
         try:
             clips.append(reader.read_frames(record, range(reader.probe(record).num_frames), short_side))
-        except Exception as e:  # noqa: BLE001
+        except reader.READ_ERRORS as e:
             if on_error == "raise":
                 raise
             log.warning("unreadable video %s (%s: %s)", record.path, type(e).__name__, e)

@@ -33,6 +33,11 @@ class VideoReadError(RuntimeError):
     """A video (or frame folder) is missing, unreadable, truncated or empty."""
 
 
+# What an unreadable video raises: the reader's own checks, and PyAV's errors while demuxing or decoding.
+# Anything else (a bug in a transform, a wrong config) is not a bad video and must keep its traceback.
+READ_ERRORS = (VideoReadError, av.FFmpegError)
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     num_frames: int  # length of the clip (the record's span) in frames at `fps`
