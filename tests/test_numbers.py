@@ -79,3 +79,55 @@ def test_a_transform_bug_is_not_an_unreadable_video(tmp_path):
     assert missing[0]["valid"] is False and missing.num_errors.value == 1  # the reader's own failure: counted
     with pytest.raises(VideoReadError):
         VideoDataset(missing.records, "val", 2, 1, 16, EvalTransform(16), on_error="raise")[0]
+
+
+# ------------------------------------------------------------------ defect 2: one line only for config mistakes
+def test_reported_as_keeps_the_traceback_of_a_bug():
+    import hydra
+
+    from vivit.tasks import ConfigError, _reported_as
+
+    def transform_with_a_bug():
+        return torch.zeros(2) + "a string"  # a TypeError deep in project code
+
+    with pytest.raises(TypeError):
+        with _reported_as("data"):
+            transform_with_a_bug()
+    with pytest.raises(KeyError):
+        with _reported_as("data"):
+            {}["noun"]
+    # wrong arguments to a `_target_`, explicit validation and a missing interpolation are config mistakes
+    with pytest.raises(ConfigError, match=r"^data: .*unexpected keyword argument 'batchsize'"):
+        with _reported_as("data"):
+            hydra.utils.instantiate({"_target_": "datamodules.transforms.EvalTransform", "crop_size": 8,
+                                     "batchsize": 2})
+    with pytest.raises(ConfigError, match=r"^data: test_views must look like"):
+        with _reported_as("data"):
+            hydra.utils.instantiate({"_target_": "datamodules.sampling.parse_views", "views": "4by3"})
+    with pytest.raises(ConfigError, match=r"^model: "):
+        with _reported_as("model"):
+            hydra.utils.instantiate({"_target_": "no.such.Model"})
+
+
+def test_a_transform_type_error_inside_instantiate_keeps_its_traceback():
+    import hydra
+
+    from vivit.tasks import _reported_as
+
+    with pytest.raises(hydra.errors.InstantiationException) as error:
+        with _reported_as("data"):  # VideoRandAugment raises TypeError on a float clip, inside the target
+            hydra.utils.instantiate({"_target_": "datamodules.transforms.VideoRandAugment.transform",
+                                     "self": VideoRandAugment(), "inpt": torch.zeros(1, 3, 2, 2),
+                                     "params": {"ops": []}})
+    assert isinstance(error.value.__cause__, TypeError)
+
+
+@pytest.mark.parametrize("oc_cause", ["1", "0"])
+def test_a_missing_key_is_named_with_oc_cause_or_a_tracer(tmp_path, monkeypatch, oc_cause):
+    from tests.conftest import compose_config
+    from vivit.tasks import ConfigError, train
+
+    monkeypatch.setenv("OC_CAUSE", oc_cause)
+    cfg = compose_config("train", ["debug=fdr", "data=k400", "logger=none"], output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"^data.root: no value"):
+        train(cfg)
