@@ -155,7 +155,8 @@ class VideoDataModule(L.LightningDataModule):
 
     Args:
         index: dataset index object (e.g. `datamodules.synthetic.SyntheticVideos`, `datamodules.folder.FolderVideos`).
-        num_classes: classes the model predicts (int, or head -> int); checked against the index.
+        num_classes: classes the model predicts (int, or head -> int); checked against the index; None = the
+            index's count (a custom folder, MiT's moments_categories.txt).
         num_frames, stride: frames per clip and the step between them (in frames of the clip's rate).
         crop_size: spatial size of the model input.
         min_resize: short side after decoding (scenic's `min_resize`); default `crop_size`, or
@@ -176,7 +177,7 @@ class VideoDataModule(L.LightningDataModule):
             command line and hand it to their index as `index.root: ${data.root}`.
     """
 
-    def __init__(self, index: VideoIndex, num_classes: int | Mapping[str, int], num_frames: int, crop_size: int,
+    def __init__(self, index: VideoIndex, num_classes: int | Mapping[str, int] | None, num_frames: int, crop_size: int,
                  stride: int = 1, min_resize: int | None = None, batch_size: int = 32,
                  test_batch_size: int | None = None, test_views: str = "1x1",
                  scale_jitter: Sequence[float] | None = (0.9, 1.33), hflip: bool = True,
@@ -187,7 +188,8 @@ class VideoDataModule(L.LightningDataModule):
                  root: str | None = None) -> None:
         super().__init__()
         self.index, self.root = index, root
-        self.num_classes = dict(num_classes) if isinstance(num_classes, Mapping) else int(num_classes)
+        self.num_classes = (None if num_classes is None else dict(num_classes) if isinstance(num_classes, Mapping)
+                            else int(num_classes))
         self.num_frames, self.stride, self.crop_size = int(num_frames), int(stride), int(crop_size)
         self.min_resize = int(min_resize or round(self.crop_size * float(resize_ratio or 1.0)))
         if self.min_resize < self.crop_size:
@@ -219,9 +221,15 @@ class VideoDataModule(L.LightningDataModule):
             if mode not in self.datasets:
                 self.datasets[mode] = self.build_dataset(mode)
 
+    def resolve_num_classes(self) -> int | dict[str, int]:
+        """`num_classes`, taken from the index when it was not given (None)."""
+        if self.num_classes is None:
+            self.num_classes = index_num_classes(self.index)
+        return self.num_classes
+
     def check_num_classes(self) -> None:
         found = index_num_classes(self.index)
-        if found != self.num_classes:
+        if self.resolve_num_classes() != found:
             raise ValueError(f"data.num_classes is {self.num_classes} but the dataset index "
                              f"({type(self.index).__name__}) has {found} classes; set data.num_classes={found}")
 

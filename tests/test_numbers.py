@@ -131,3 +131,156 @@ def test_a_missing_key_is_named_with_oc_cause_or_a_tracer(tmp_path, monkeypatch,
     cfg = compose_config("train", ["debug=fdr", "data=k400", "logger=none"], output_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"^data.root: no value"):
         train(cfg)
+
+
+# ------------------------------------------------------------------------- defect 4: the centre clip of a 1x1 test
+def test_one_temporal_view_is_the_centre_clip(tmp_path):
+    from datamodules import sampling
+    from datamodules.records import VideoRecord
+    from datamodules.transforms import EvalTransform
+    from tests.fixtures.videos import read_code, write_video
+
+    path = write_video(tmp_path / "coded.mp4", 20, height=48, width=64)
+    dataset = VideoDataset([VideoRecord(path, 0, "v")], "test", num_frames=4, stride=2, short_side=48,
+                           transform=EvalTransform(48, 1, (0, 0, 0), (1, 1, 1)), views=(1, 1))
+    clip = dataset[0]["video"][0]  # (C, T, H, W) in [0, 1]
+    frames = (clip * 255).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
+    assert [read_code(f, band=(8, 40)) for f in frames] == [6, 8, 10, 12]  # offset (20 - 4 * 2) // 2 = 6
+    assert sampling.linspaced_indices(20, 4, 2, 1)[0].tolist() == [6, 8, 10, 12]
+    assert [c[0] for c in sampling.linspaced_indices(20, 4, 2, 3)] == [0, 6, 12]  # 2+ clips: linspace
+
+
+# ---------------------------------------------------------------------- defect 8: weight decay groups (timm's)
+class TokenNet(torch.nn.Module):
+    num_classes = 3
+
+    def __init__(self):
+        super().__init__()
+        self.pos_embed = torch.nn.Parameter(torch.zeros(1, 4, 6))
+        self.cls_token = torch.nn.Parameter(torch.zeros(1, 1, 6))
+        self.norm = torch.nn.LayerNorm(6)
+        self.head = torch.nn.Linear(6, 3)
+
+    def no_weight_decay(self):
+        return {"pos_embed", "cls_token"}
+
+    def forward(self, video):
+        return self.head(self.norm(video.mean((2, 3, 4))[:, None, :3].repeat(1, 1, 2)))[:, 0]
+
+
+def test_no_weight_decay_for_tokens_norms_and_biases():
+    from vivit.module import VideoClassifier
+
+    module = VideoClassifier(TokenNet(), optimizer=lambda params: torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05))
+    names = {id(p): n for n, p in module.named_parameters()}
+    decay, no_decay = module.parameter_groups()
+    assert [names[id(p)] for p in decay["params"]] == ["net.head.weight"]
+    assert sorted(names[id(p)] for p in no_decay["params"]) == [
+        "net.cls_token", "net.head.bias", "net.norm.bias", "net.norm.weight", "net.pos_embed"]
+    optimizer = module.optimizer(params=module.parameter_groups())
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.05, 0.0]
+    # an AdamW step leaves a token untouched when its gradient is zero (decay would shrink it)
+    module.net.pos_embed.data.fill_(1.0)
+    module.net.head(torch.ones(1, 6)).sum().backward()
+    optimizer.step()
+    assert torch.all(module.net.pos_embed == 1.0)
+
+
+def test_the_vivit_models_tokens_are_not_decayed():
+    from tests.conftest import compose_config
+    from vivit.checkpoint import build_model
+    from vivit.module import VideoClassifier
+
+    cfg = compose_config("train", ["model=vivit_ti_fe"])
+    net = build_model({**cfg.model, "num_classes": 8})
+    module = VideoClassifier(net, optimizer=torch.optim.AdamW)
+    decay, no_decay = module.parameter_groups()
+    no_decay_names = {n for n, p in module.named_parameters() if any(p is q for q in no_decay["params"])}
+    assert {f"net.{n}" for n in net.no_weight_decay()} <= no_decay_names and net.no_weight_decay()
+    assert all(p.ndim >= 2 for p in decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(module.parameters()))
+
+
+# ---------------------------------------------------------------- defects 9 and 10: classes and labels up front
+@pytest.fixture(scope="module")
+def folder_root(tmp_path_factory):
+    from datamodules import SyntheticVideos
+
+    root = tmp_path_factory.mktemp("folder") / "synthetic"
+    SyntheticVideos(root, num_train=16, num_val=8, num_test=8, workers=1).prepare()
+    return root
+
+
+def folder_config(root, tmp_path, *extra):
+    from tests.conftest import compose_config
+
+    return compose_config("train", ["debug=fdr", "data=folder", f"data.root={root}", "logger=none",
+                                    "data.scale_jitter=null", "data.colour_augment=false", "data.batch_size=4",
+                                    "data.num_workers=0", "model=vivit_tiny", "model.img_size=32",
+                                    "model.num_frames=8", "data.stride=1", *extra], output_dir=tmp_path)
+
+
+def test_num_classes_is_read_from_the_index(folder_root, tmp_path):
+    from vivit.tasks import ConfigError, build
+
+    run = build(folder_config(folder_root, tmp_path), "fit")
+    assert run.module.num_classes == {"": 8} and run.datamodule.num_classes == 8
+    assert run.module.run_config["resolved"]["data"]["num_classes"] == 8  # eval.py gets the number
+    with pytest.raises(ConfigError, match=r"^data: data\.num_classes is 5 .* has 8 classes; set data\.num_classes=8$"):
+        build(folder_config(folder_root, tmp_path, "data.num_classes=5"), "fit")
+    from tests.conftest import compose_config
+
+    assert compose_config("train", ["data=mit", "data.root=/x"]).data.num_classes is None  # not hard-coded
+
+
+def _copy_split(src, dst, edit):
+    import shutil
+
+    shutil.copytree(src, dst)
+    for split, (line, value) in edit.items():
+        path = dst / f"{split}.csv"
+        lines = path.read_text().splitlines()
+        head, rest = lines[line - 1].rsplit(",", 1)
+        lines[line - 1] = f"{head},{value}"
+        path.write_text("\n".join(lines) + "\n")
+    return dst
+
+
+def test_an_empty_label_in_a_labelled_split_stops_before_training(folder_root, tmp_path):
+    from vivit.tasks import ConfigError, build
+
+    root = _copy_split(folder_root, tmp_path / "data", {"val": (3, "")})
+    with pytest.raises(ConfigError, match=r"val\.csv:3: no label, but 7 other rows"):
+        build(folder_config(root, tmp_path / "out"), "fit")
+
+
+def test_an_unknown_test_label_stops_before_training(folder_root, tmp_path):
+    from vivit.tasks import ConfigError, build
+
+    root = _copy_split(folder_root, tmp_path / "data", {"test": (4, "purple_sideways")})
+    with pytest.raises(ConfigError, match=r"test\.csv:4: label 'purple_sideways' of split 'test'"):
+        build(folder_config(root, tmp_path / "out"), "fit")
+    build(folder_config(root, tmp_path / "out2", "test=false"), "fit")  # no test after training: not needed
+
+
+def test_epic_rows_without_a_label_are_named(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from datamodules.index import EpicKitchens100
+
+    fixtures = Path(__file__).parent / "fixtures" / "epic100"
+    annotations = tmp_path / "annotations"
+    shutil.copytree(fixtures, annotations)
+    path = annotations / "EPIC_100_validation_first300.csv"
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[5].split(",")
+    cells[header.index("verb_class")] = ""
+    lines[5] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    (tmp_path / "EPIC-KITCHENS").mkdir()
+    index = EpicKitchens100(tmp_path / "EPIC-KITCHENS", annotations=annotations, cache_dir=False,
+                            val="EPIC_100_validation_first300.csv")
+    with pytest.raises(ValueError, match=r"EPIC_100_validation_first300\.csv:6: no label, but 299 other rows"):
+        index.records("val")

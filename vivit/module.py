@@ -202,8 +202,21 @@ class VideoClassifier(L.LightningModule):
             self.predictions.append({"index": batch["index"].cpu(), **{f"logits/{k}": v.float().cpu() for k, v in logits.items()}})
 
     # ----------------------------------------------------------------------------------------------- optim
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """timm's weight-decay convention: no decay for 1-D parameters (biases, norm scales and shifts) and the
+        backbone's `no_weight_decay()` names (position embeddings, CLS tokens); the optimiser's own
+        weight_decay for the rest. (The paper's SGD recipe has no weight decay, so this only changes AdamW.)"""
+        named = getattr(self.net, "no_weight_decay", None)
+        skip = tuple(f".{name}" for name in (named() if named else ()))  # names relative to the backbone
+        model = self.trainer.model if self._trainer is not None else self  # the strategy's wrapper, if any
+        decay, no_decay = [], []
+        for name, param in model.named_parameters():
+            if param.requires_grad:
+                (no_decay if param.ndim <= 1 or f".{name}".endswith(skip) else decay).append(param)
+        return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = self.optimizer(params=self.trainer.model.parameters())
+        optimizer = self.optimizer(params=self.parameter_groups())
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         max_epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
         warmup_steps = round(self.hparams.warmup_epochs * total_steps / max_epochs)

@@ -157,8 +157,11 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
     L.seed_everything(cfg.seed, workers=True)
     if cfg.get("eval") and cfg.eval.get("views"):  # the command line's test protocol wins over the data config's
         cfg.data.test_views = cfg.eval.views
-    net = _build_net(cfg, initialise_weights=stage == "fit" and not cfg.get("ckpt_path"))
     datamodule = _instantiate(cfg.data, "data")
+    if cfg.data.get("num_classes") is None:  # not given: the index's class count (the model's head follows it)
+        with _reported_as("data"):
+            cfg.data.num_classes = datamodule.resolve_num_classes()
+    net = _build_net(cfg, initialise_weights=stage == "fit" and not cfg.get("ckpt_path"))
     module = _instantiate(cfg.module, "module", net=net, optimizer=cfg.optim.optimizer)
     module.run_config = run_config(cfg)
     loggers = _instantiate_group(cfg.get("logger"), "logger")
@@ -169,6 +172,8 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
     with _reported_as("data"):  # surface a missing dataset root or annotation file now, not after an epoch
         datamodule.prepare_data()
         datamodule.setup(stage)
+        if stage == "fit" and cfg.get("test", True):  # an unknown label in the test split: now, not after training
+            datamodule.index.records("test")
     return Run(datamodule, module, trainer)
 
 
