@@ -1,12 +1,14 @@
 """`VideoDataModule`: index -> records -> frame indices -> decoded frames -> transformed clips -> batches.
 
 Batches (the project contract):
-    train: {"video": float (B, C, T, H, W), "label": long (B,) or {head: long (B,)}, "index": long (B,)}
+    train: {"video": float (B, C, T, H, W), "label": long (B,) or {head: long (B,)}, "index": long (B,),
+            "unreadable": long (B,) (unreadable videos replaced to make each item)}
     val:   the same plus "valid": bool (B,)
     test:  "video": float (B, V, C, T, H, W) with V = temporal clips x spatial crops (clip-major), + "valid"
-Unlabelled records get label -1. A video that cannot be read is logged and counted (`num_errors`); in
+Unlabelled records get label -1. A video that cannot be read (`reader.READ_ERRORS`) is logged and counted; in
 training it is replaced by another random video, in evaluation it yields zeros and valid=False (so the
-module counts it as wrong instead of dropping it). `on_error="raise"` makes it fatal instead.
+module counts it as wrong instead of dropping it). `on_error="raise"` makes it fatal instead. The module
+counts them per split and pass from the batches (`unreadable`, `valid`), summed over DDP ranks.
 
 Distributed: training uses Lightning's DistributedSampler (keep the Trainer's default
 `use_distributed_sampler=True`); validation and test use Lightning's `UnrepeatedDistributedSampler`, so
@@ -76,7 +78,8 @@ class VideoDataset(Dataset):
         for attempt in range(10):
             try:
                 video = self.load(i)
-                return {"video": video, "label": self.label(self.records[i]), "index": i, **self._valid(True)}
+                return {"video": video, "label": self.label(self.records[i]), "index": i, **self._valid(True),
+                        **({"unreadable": attempt} if self.mode == "train" else {})}
             except reader.READ_ERRORS as e:
                 if self.on_error == "raise":
                     raise
@@ -276,6 +279,6 @@ class VideoDataModule(L.LightningDataModule):
 
     @property
     def num_errors(self) -> dict[str, int]:
-        """Unreadable videos met so far per split (cumulative, this process and its workers); a module or
-        callback can log them at epoch end."""
+        """Unreadable videos met so far per split (cumulative over passes, this process and its workers; a
+        diagnostic: the per-pass counts that runs report come from the batches, see `VideoClassifier`)."""
         return {mode: dataset.num_errors.value for mode, dataset in self.datasets.items()}

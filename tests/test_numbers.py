@@ -211,10 +211,10 @@ def folder_root(tmp_path_factory):
     return root
 
 
-def folder_config(root, tmp_path, *extra):
+def folder_config(root, tmp_path, *extra, debug="debug=fdr"):
     from tests.conftest import compose_config
 
-    return compose_config("train", ["debug=fdr", "data=folder", f"data.root={root}", "logger=none",
+    return compose_config("train", [*([debug] if debug else []), "data=folder", f"data.root={root}", "logger=none",
                                     "data.scale_jitter=null", "data.colour_augment=false", "data.batch_size=4",
                                     "data.num_workers=0", "model=vivit_tiny", "model.img_size=32",
                                     "model.num_frames=8", "data.stride=1", *extra], output_dir=tmp_path)
@@ -284,3 +284,105 @@ def test_epic_rows_without_a_label_are_named(tmp_path):
                             val="EPIC_100_validation_first300.csv")
     with pytest.raises(ValueError, match=r"EPIC_100_validation_first300\.csv:6: no label, but 299 other rows"):
         index.records("val")
+
+
+# ----------------------------------- defects 3 and 11, evaluation outputs: one short run on a folder dataset
+@pytest.fixture(scope="module")
+def broken_run(folder_root, tmp_path_factory):
+    """2 epochs on a copy of the folder dataset with one unreadable video per split; every epoch's checkpoint
+    kept, and a monitor on which every epoch ties (so "first epoch to reach the best" picks epoch 0)."""
+    import json
+    import shutil
+
+    from vivit.tasks import train
+
+    tmp = tmp_path_factory.mktemp("broken")
+    root = tmp / "data"
+    shutil.copytree(folder_root, root)
+    for split in ("train", "val", "test"):
+        first = (root / f"{split}.csv").read_text().splitlines()[1].split(",")[0]
+        (root / first).write_bytes(np.random.default_rng(0).bytes(2000))
+    out = tmp / "run"
+    cfg = folder_config(root, out, "trainer.max_epochs=2", "callbacks=default",
+                        "callbacks.model_checkpoint.monitor=val/unreadable", "callbacks.model_checkpoint.save_top_k=-1",
+                        "callbacks.rich_progress_bar=null", "test_best=true", "trainer.accelerator=cpu", debug=None)
+    summary = train(cfg)
+    return out, summary, json.loads((out / "metrics.json").read_text())
+
+
+def test_unreadable_videos_are_counted_per_split_and_pass(broken_run):
+    out, summary, written = broken_run
+    # 2 epochs; val: 2 epochs + the final validate; test: the final model, then the best-by-val checkpoint
+    expected = {"train": [1, 1], "val": [1, 1, 1], "test": [1, 1]}
+    assert summary["unreadable"] == expected and written["unreadable"] == expected
+    assert summary["val"]["val/unreadable"] == 1 and summary["test"]["test/unreadable"] == 1
+
+
+def _eval(ckpt, tmp_path, *extra):
+    from tests.conftest import compose_config
+    from vivit.tasks import evaluate
+
+    overrides = [f"ckpt_path={ckpt}", *extra]
+    cfg = compose_config("eval", [*overrides, "trainer.accelerator=cpu"], output_dir=tmp_path)
+    return evaluate(cfg, overrides=overrides)
+
+
+def test_the_final_model_is_tested_and_best_by_val_has_its_own_name(broken_run, tmp_path):
+    out, summary, _ = broken_run
+    (first,), (final,) = sorted(out.glob("checkpoints/epoch000-*.ckpt")), sorted(out.glob("checkpoints/epoch001-*.ckpt"))
+    final_loss = _eval(final, tmp_path / "final")["test"]["test/loss"]
+    first_loss = _eval(first, tmp_path / "first")["test"]["test/loss"]
+    assert first_loss != pytest.approx(final_loss, rel=1e-4)
+    assert summary["test"]["test/loss"] == pytest.approx(final_loss, rel=1e-5)  # the final train state
+    assert summary["checkpoint_best"] == str(first)  # a tie: the first epoch is "best", reported apart
+    assert summary["test_best"]["test_best/loss"] == pytest.approx(first_loss, rel=1e-5)
+
+
+def test_per_class_outputs_of_the_final_test_and_of_eval(broken_run, tmp_path):
+    import csv
+
+    out, summary, _ = broken_run
+    with (out / "per_class_test.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    from datamodules.synthetic import CLASSES
+
+    assert [r["name"] for r in rows] == CLASSES  # classes.txt order
+    assert sum(int(r["count"]) for r in rows) == 8
+    present = [float(r["top1"]) for r in rows if int(r["count"])]
+    assert summary["test"]["test/mean_class_top1"] == pytest.approx(sum(present) / len(present))
+    assert (out / "confusion_test.png").stat().st_size > 1000
+    result = _eval(out / "checkpoints" / "last.ckpt", tmp_path)
+    assert (tmp_path / "per_class_test.csv").is_file() and (tmp_path / "confusion_test.png").is_file()
+    assert result["unreadable"] == {"test": [1]} and "test/mean_class_top1" in result["test"]
+
+
+def _sum_over_ranks(rank, counts, results):
+    import os
+
+    import torch.distributed as dist
+
+    from vivit.module import VideoClassifier
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ["TEST_PORT"])
+    dist.init_process_group("gloo", rank=rank, world_size=len(counts))
+    module = VideoClassifier(TokenNet(), optimizer=torch.optim.SGD)
+    for valid in counts[rank]:  # each rank tests different videos: its own unreadable ones
+        module._count_unreadable("val", {"valid": torch.tensor(valid)})
+    module._end_pass("val")
+    results[rank] = module.unreadable_counts["val"]
+    dist.destroy_process_group()
+
+
+def test_unreadable_counts_are_summed_over_ranks():
+    import os
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        os.environ["TEST_PORT"] = str(s.getsockname()[1])
+    counts = [[[True, False, False]], [[True, True], [False, True]]]  # rank 0: 2 unreadable, rank 1: 1
+    results = mp.Manager().dict()
+    mp.spawn(_sum_over_ranks, args=(counts, results), nprocs=2, join=True)
+    assert dict(results) == {0: [3], 1: [3]}
