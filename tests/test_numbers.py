@@ -386,3 +386,118 @@ def test_unreadable_counts_are_summed_over_ranks():
     results = mp.Manager().dict()
     mp.spawn(_sum_over_ranks, args=(counts, results), nprocs=2, join=True)
     assert dict(results) == {0: [3], 1: [3]}
+
+
+# ------------------------------------------------------------------------------------ EPIC-KITCHENS-100 outputs
+EPIC = __import__("pathlib").Path(__file__).parent / "fixtures" / "epic100"
+
+
+def _epic_validation():
+    import csv
+
+    with (EPIC / "EPIC_100_validation_first300.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return rows, torch.tensor([int(r["noun_class"]) for r in rows]), torch.tensor([int(r["verb_class"]) for r in rows])
+
+
+def test_epic_breakdown_matches_the_official_definitions():
+    from vivit import evaluation
+
+    rows, nouns, verbs = _epic_validation()
+    torch.manual_seed(0)
+    noun = torch.randn(len(rows), 300) + 4 * torch.nn.functional.one_hot(nouns, 300) * (torch.rand(len(rows), 1) < 0.5)
+    verb = torch.randn(len(rows), 97) + 4 * torch.nn.functional.one_hot(verbs, 97) * (torch.rand(len(rows), 1) < 0.6)
+    unseen = {r.strip() for r in (EPIC / "EPIC_100_unseen_participant_ids_validation.csv").read_text().split()[1:]}
+    tail_v = set(evaluation.read_class_column(EPIC / "EPIC_100_tail_verbs.csv", "verb"))
+    tail_n = set(evaluation.read_class_column(EPIC / "EPIC_100_tail_nouns.csv", "noun"))
+    assert unseen == {"P18", "P32"}
+    # the first 300 rows are all P01: relabel every third row as P18 (an unseen participant) to exercise the mask
+    participants = ["P18" if i % 3 == 0 else r["participant_id"] for i, r in enumerate(rows)]
+    got = evaluation.epic_breakdown(noun, verb, nouns, verbs, participants, unseen, tail_n, tail_v, "val")
+    # reference, row by row: top-1 of each head, action = both right; subsets as the official script masks them
+    v_ok = [int(verb[i].argmax()) == int(verbs[i]) for i in range(len(rows))]
+    n_ok = [int(noun[i].argmax()) == int(nouns[i]) for i in range(len(rows))]
+    a_ok = [v and n for v, n in zip(v_ok, n_ok)]
+    subsets = {"overall": [True] * len(rows), "unseen": [p in unseen for p in participants]}
+    for subset, mask in subsets.items():
+        for name, ok in (("verb", v_ok), ("noun", n_ok), ("action", a_ok)):
+            expected = sum(o for o, m in zip(ok, mask) if m) / sum(mask)
+            assert got[f"val/epic_{subset}/{name}_top1"] == pytest.approx(expected)
+    tail_verb = [int(v) in tail_v for v in verbs]
+    tail_noun = [int(n) in tail_n for n in nouns]
+    for name, ok, mask in (("verb", v_ok, tail_verb), ("noun", n_ok, tail_noun),
+                           ("action", a_ok, [a or b for a, b in zip(tail_verb, tail_noun)])):
+        assert got[f"val/epic_tail/{name}_top1"] == pytest.approx(sum(o for o, m in zip(ok, mask) if m) / sum(mask))
+    assert got["val/epic_overall/verb_top5"] >= got["val/epic_overall/verb_top1"]
+    assert 0 <= got["val/epic_overall/action_top5"] <= 1
+
+
+def validate_submission(submission: dict, timestamps_csv) -> None:
+    """The rules of the official EPIC-KITCHENS-100 action-recognition validator."""
+    import csv
+
+    with open(timestamps_csv, newline="") as f:
+        ids = [row["narration_id"] for row in csv.DictReader(f)]
+    assert submission["version"] == "0.2" and submission["challenge"] == "action_recognition"
+    for key in ("sls_pt", "sls_tl", "sls_td"):
+        assert type(submission[key]) is int and 0 <= submission[key] <= 5
+    assert sorted(submission["results"]) == sorted(ids) and len(ids) == len(set(ids))  # each id exactly once
+    for entry in submission["results"].values():
+        assert sorted(entry["verb"], key=int) == [str(c) for c in range(97)]
+        assert sorted(entry["noun"], key=int) == [str(c) for c in range(300)]
+        assert all(type(v) is float for v in [*entry["verb"].values(), *entry["noun"].values()])
+        actions = entry.get("action", {})
+        assert len(actions) <= 100 and all(type(v) is float for v in actions.values())
+        for key in actions:
+            v, n = (int(x) for x in key.split(","))
+            assert 0 <= v < 97 and 0 <= n < 300
+
+
+def test_eval_on_the_epic_test_timestamps_writes_a_valid_submission(tmp_path):
+    import json
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose_config
+    from tests.fixtures import releases
+    from vivit.checkpoint import build_model, save_checkpoint
+    from vivit.tasks import ConfigError, evaluate
+
+    release = releases.make_epic_frames(tmp_path / "epic")
+    annotations = release.root / "epic-kitchens-100-annotations"
+    for name in ("EPIC_100_tail_verbs.csv", "EPIC_100_tail_nouns.csv", "EPIC_100_unseen_participant_ids_validation.csv"):
+        shutil.copy(EPIC / name, annotations / name)
+    data = ["data=epic100", f"data.root={release.root}", "data.num_workers=0", "data.batch_size=2",
+            f"data.index.cache_dir={tmp_path / 'cache'}", "data.test_views=1x1"]
+    train_cfg = compose_config("train", [*data, "model=vivit_tiny"])
+    source, resolved = (OmegaConf.to_container(train_cfg.model, resolve=r) for r in (False, True))
+    torch.manual_seed(0)
+    net = build_model(resolved)
+    for head in net.modules():  # a fresh head is zero-initialised: give the scores something to rank
+        if isinstance(head, torch.nn.Linear) and head.out_features in (97, 300, 397):
+            torch.nn.init.normal_(head.weight)
+    save_checkpoint(tmp_path / "epic.pt", net.state_dict(), source, resolved)
+    base = [f"ckpt_path={tmp_path / 'epic.pt'}", *data, "model=vivit_tiny"]
+
+    test = [*base, "data.index.test=EPIC_100_test_timestamps.csv"]
+    cfg = compose_config("eval", [*test, "trainer.accelerator=cpu"], output_dir=tmp_path / "missing_levels")
+    with pytest.raises(ConfigError, match=r"^eval.submission: eval.submission.sls_pt, eval.submission.sls_tl"):
+        evaluate(cfg, overrides=test)
+    test += ["eval.submission.sls_pt=2", "eval.submission.sls_tl=3", "eval.submission.sls_td=3"]
+    cfg = compose_config("eval", [*test, "trainer.accelerator=cpu"], output_dir=tmp_path / "sub")
+    evaluate(cfg, overrides=test)
+    submission = json.loads((tmp_path / "sub" / "epic100_submission_test.json").read_text())
+    validate_submission(submission, annotations / "EPIC_100_test_timestamps.csv")
+    # the scores are the softmax of the logits of the one view, and actions rank verb x noun products
+    first = submission["results"]["P01_101_10"]
+    assert sum(first["verb"].values()) == pytest.approx(1) and sum(first["noun"].values()) == pytest.approx(1)
+    best_v, best_n = max(first["verb"], key=first["verb"].get), max(first["noun"], key=first["noun"].get)
+    assert max(first["action"], key=first["action"].get) == f"{best_v},{best_n}"
+
+    cfg = compose_config("eval", [*base, "trainer.accelerator=cpu"], output_dir=tmp_path / "val")
+    result = evaluate(cfg, overrides=base)  # the validation file: the official breakdown
+    # (the miniature's 4 rows have neither tail classes nor unseen participants: those subsets are left out)
+    assert {f"test/epic_overall/{h}_top{k}" for h in ("verb", "noun", "action") for k in (1, 5)} <= set(result["test"])
+    assert result["test"]["test/epic_overall/action_top1"] == pytest.approx(result["test"]["test/action_top1"])
+    assert (tmp_path / "val" / "per_class_test_verb.csv").is_file()
