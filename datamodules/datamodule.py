@@ -17,6 +17,7 @@ every video is evaluated exactly once across ranks (ranks may then see different
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import sys
@@ -160,7 +161,9 @@ class VideoDataModule(L.LightningDataModule):
         index: dataset index object (e.g. `datamodules.synthetic.SyntheticVideos`, `datamodules.folder.FolderVideos`).
         num_classes: classes the model predicts (int, or head -> int); checked against the index; None = the
             index's count (a custom folder, MiT's moments_categories.txt).
-        num_frames, stride: frames per clip and the step between them (in frames of the clip's rate).
+        num_frames, stride: frames per clip and the step between them, in frames at `fps`, else in decoded frames.
+        fps: resampling rate of video files (the paper samples Kinetics at 25 fps: 250 frames a 10 s clip);
+            None counts each file's decoded frames (SSv2, as scenic: 32 frames at stride 1 of the video).
         crop_size: spatial size of the model input.
         min_resize: short side after decoding (scenic's `min_resize`); default `crop_size`, or
             `round(crop_size * resize_ratio)` when `resize_ratio` is given.
@@ -188,8 +191,9 @@ class VideoDataModule(L.LightningDataModule):
                  mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
                  on_error: str = "warn", cache_decoded: bool = False, num_workers: int = 0,
                  pin_memory: bool = True, persistent_workers: bool = True, resize_ratio: float | None = None,
-                 root: str | None = None) -> None:
+                 root: str | None = None, fps: float | None = None) -> None:
         super().__init__()
+        self.fps = float(fps) if fps else None
         self.index, self.root = index, root
         self.num_classes = (None if num_classes is None else dict(num_classes) if isinstance(num_classes, Mapping)
                             else int(num_classes))
@@ -238,6 +242,8 @@ class VideoDataModule(L.LightningDataModule):
 
     def build_dataset(self, mode: str) -> VideoDataset:
         records = self.index.records(mode)
+        if self.fps:  # a resampling rate: every video file is sampled on a grid of `fps` frames per second
+            records = [r if r.is_frame_folder else dataclasses.replace(r, fps=self.fps) for r in records]
         transform = {"train": self.train_transform, "val": self.val_transform, "test": self.test_transform}[mode]
         cache = decode_all(records, self.min_resize, self.on_error, mode) if self.cache_decoded else None
         heads = list(self.num_classes) if isinstance(self.num_classes, dict) else None

@@ -501,3 +501,50 @@ def test_eval_on_the_epic_test_timestamps_writes_a_valid_submission(tmp_path):
     assert {f"test/epic_overall/{h}_top{k}" for h in ("verb", "noun", "action") for k in (1, 5)} <= set(result["test"])
     assert result["test"]["test/epic_overall/action_top1"] == pytest.approx(result["test"]["test/action_top1"])
     assert (tmp_path / "val" / "per_class_test_verb.csv").is_file()
+
+
+# ------------------------------------------------------------ defects 5 and 6: resampling rate, VFR, frame-exact
+def test_kinetics_is_resampled_at_25_fps(tmp_path):
+    from datamodules import FolderVideos
+    from tests.conftest import compose_config
+    from tests.fixtures.videos import read_codes, write_video
+
+    write_video(tmp_path / "a.mp4", 300, height=32, width=32, fps=30, gop=50)  # a 10 s clip at 30 fps
+    for split in ("train", "val", "test"):
+        (tmp_path / f"{split}.csv").write_text("path,label\na.mp4,x\n")
+    dm = VideoDataModule(FolderVideos(tmp_path), num_classes=None, num_frames=4, crop_size=32, stride=1, fps=25,
+                         scale_jitter=None)
+    dm.setup("validate")
+    dataset = dm.datasets["val"]
+    assert dataset.length(0) == 250  # scenic: "Kinetics videos has 250 frames"
+    # index i = the frame on screen at i / 25 s = native frame floor(1.2 i)
+    frames = dataset.frames(0, np.arange(12))
+    assert read_codes(frames) == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 12, 13]
+    assert read_codes(dataset.frames(0, np.array([249, 125]))) == [298, 150]
+    native = VideoDataModule(FolderVideos(tmp_path), num_classes=None, num_frames=4, crop_size=32, scale_jitter=None)
+    native.setup("validate")
+    assert native.datasets["val"].length(0) == 300
+    for name in ("k400", "k600", "k700"):
+        assert compose_config("train", [f"data={name}", "data.root=/x"]).data.fps == 25
+    for name in ("ssv2", "mit", "epic100", "folder", "synthetic"):  # decoded frames / EPIC's annotation grid
+        assert compose_config("train", [f"data={name}", "data.root=/x"]).data.fps is None
+
+
+def test_variable_frame_rate_indices_count_decoded_frames(tmp_path):
+    from fractions import Fraction
+
+    from datamodules import probe, read_frames
+    from datamodules.records import VideoRecord
+    from tests.fixtures.videos import read_codes, write_video
+
+    # frames at 0, 40, 80, 200, 240, 400 ms (average rate 6 frames / 0.44 s): index i is the i-th decoded frame
+    path = write_video(tmp_path / "vfr.mp4", 6, pts=[0, 40, 80, 200, 240, 400], time_base=Fraction(1, 1000))
+    clip = VideoRecord(path, 0, "v")
+    assert probe(clip).num_frames == 6
+    assert read_codes(read_frames(clip, range(6))) == [0, 1, 2, 3, 4, 5]
+    assert read_codes(read_frames(clip, [4, 3, 5])) == [4, 3, 5]
+    # a clip span starts counting at its first frame: from 0.1 s the frames are 3, 4, 5
+    later = VideoRecord(path, 0, "v", start=0.1, end=0.44)
+    assert read_codes(read_frames(later, [0, 1, 2])) == [3, 4, 5]
+    mkv = write_video(tmp_path / "vfr.mkv", 6, pts=[0, 40, 80, 200, 240, 400], time_base=Fraction(1, 1000))
+    assert read_codes(read_frames(VideoRecord(mkv, 0, "v"), [5, 0, 3])) == [5, 0, 3]
