@@ -548,3 +548,138 @@ def test_variable_frame_rate_indices_count_decoded_frames(tmp_path):
     assert read_codes(read_frames(later, [0, 1, 2])) == [3, 4, 5]
     mkv = write_video(tmp_path / "vfr.mkv", 6, pts=[0, 40, 80, 200, 240, 400], time_base=Fraction(1, 1000))
     assert read_codes(read_frames(VideoRecord(mkv, 0, "v"), [5, 0, 3])) == [5, 0, 3]
+
+
+# ---------------------------------------------------------------------------------- tests that guard the numbers
+def test_training_step_with_mixup_and_label_smoothing_by_hand():
+    import torch.nn.functional as F
+
+    from tests.test_module import LinearVideoNet
+    from vivit.module import VideoClassifier
+
+    class Squared(LinearVideoNet):  # non-linear in the pixels
+        def forward(self, video):
+            return super().forward(video ** 2)
+
+    torch.manual_seed(0)
+    module = VideoClassifier(Squared(5), optimizer=torch.optim.SGD, mixup_alpha=0.3, label_smoothing=0.1)
+    module.log = lambda *args, **kwargs: None
+    video = torch.randn(4, 3, 2, 4, 4)
+    labels = torch.tensor([0, 2, -1, 4])  # row 2 is unlabelled
+    batch = {"video": video, "label": labels, "index": torch.arange(4)}
+    torch.manual_seed(2)  # lambda 0.53
+    loss = module.training_step(batch, 0)
+    # by hand: drop row 2, one lambda ~ Beta(0.3, 0.3), row i mixed with row 2 - i of the three, smoothing after mixup
+    torch.manual_seed(2)  # lambda 0.53
+    lam = float(torch.distributions.Beta(0.3, 0.3).sample())
+    v, y = video[[0, 1, 3]], F.one_hot(labels[[0, 1, 3]], 5).float()
+    mixed, target = lam * v + (1 - lam) * v.flip(0), lam * y + (1 - lam) * y.flip(0)
+    target = target * 0.9 + 0.1 / 5
+    expected = -(target * F.log_softmax(module.net(mixed), -1)).sum(-1).mean()
+    assert 0.05 < lam < 0.95 and loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    # what the unlabelled row shows changes nothing
+    torch.manual_seed(2)  # lambda 0.53
+    other = {**batch, "video": video.clone().index_fill_(0, torch.tensor([2]), 9.0)}
+    assert module.training_step(other, 0).item() == pytest.approx(loss.item(), rel=1e-6)
+
+
+def test_the_table4_row6_data_module_applies_randaugment(tmp_path, monkeypatch):
+    from hydra.utils import instantiate
+
+    from tests.conftest import compose_config
+    from tests.fixtures import releases
+
+    release = releases.make_epic_frames(tmp_path / "epic")
+    cfg = compose_config("train", ["experiment=paper/table4_regularisation", f"data.root={release.root}",
+                                   "k400_checkpoint=/x.ckpt", f"data.index.cache_dir={tmp_path / 'cache'}",
+                                   "data.num_frames=4", "data.crop_size=32", "data.min_resize=40"])
+    assert OmegaConf_select(cfg, "data.randaugment") == {"num_layers": 2, "magnitude": 15}
+    dm = instantiate(cfg.data)
+    drawn = []
+    original = VideoRandAugment._apply
+    monkeypatch.setattr(VideoRandAugment, "_apply", lambda self, op, video, centre: drawn.append(op) or original(
+        self, op, video, centre))
+    dm.setup("fit")
+    torch.manual_seed(0)
+    items = [dm.datasets["train"][i % len(dm.datasets["train"])] for i in range(12)]
+    assert len(drawn) == 2 * len(items) and set(drawn) <= set(VideoRandAugment.OPS)  # 2 layers per clip
+    assert len(set(drawn)) >= 5  # uniform draws over the 12 ops
+    assert all(item["video"].shape == (3, 4, 32, 32) for item in items)
+    kinds = [type(t).__name__ for t in dm.train_transform.transforms]
+    assert "VideoRandAugment" in kinds and "ColourAugment" not in kinds
+
+
+def OmegaConf_select(cfg, key):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.select(cfg, key), resolve=True)
+
+
+def test_multi_view_average_of_logits_through_a_non_linear_network():
+    from tests.test_module import LinearVideoNet
+    from vivit.module import VideoClassifier
+
+    class Squared(LinearVideoNet):
+        def forward(self, video):
+            return super().forward(video ** 2)
+
+    torch.manual_seed(0)
+    module = VideoClassifier(Squared(6), optimizer=torch.optim.SGD, views_per_forward=2)
+    video = torch.randn(3, 6, 3, 2, 4, 4)
+    averaged = module.forward_views(video)[""]
+    per_view = torch.stack([module.net(video[:, v]) for v in range(6)], 1).mean(1)
+    torch.testing.assert_close(averaged, per_view)
+    assert not torch.allclose(averaged, module.net(video.mean(1)), atol=1e-3)  # not the logits of mean pixels
+
+
+def test_eval_averages_the_logits_of_the_views_it_reads(broken_run, tmp_path):
+    from vivit.checkpoint import build_model, read_checkpoint
+
+    out, _, _ = broken_run
+    ckpt = out / "checkpoints" / "last.ckpt"
+    result = _eval(ckpt, tmp_path, "eval.views=2x3", "eval.save_predictions=true", "data.test_batch_size=3")
+    predictions = torch.load(result["predictions"])
+    weights, config = read_checkpoint(ckpt)
+    net = build_model(config["resolved"]["model"])
+    net.load_state_dict(weights)
+    net.eval()
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.create(config["resolved"]["data"])
+    data.test_views = "2x3"
+    dm = instantiate(data)
+    dm.setup("test")
+    dataset = dm.datasets["test"]
+    for n, record_id in enumerate(predictions["ids"][:4]):
+        i = [r.id for r in dataset.records].index(record_id)
+        item = dataset[i]
+        assert item["video"].shape[0] == 6  # 2 clips x 3 crops
+        if not item["valid"]:
+            continue
+        with torch.no_grad():
+            views = net(item["video"])  # (6, K): one forward per view
+        torch.testing.assert_close(predictions["logits"][""][n], views.mean(0), atol=1e-5, rtol=1e-4)
+
+
+def test_layer_norm_eps_and_gelu_by_output():
+    import math
+
+    from tests.conftest import compose_config
+    from vivit.checkpoint import build_model
+
+    net = build_model({**compose_config("train", ["model=vivit_ti_fe"]).model, "num_classes": 8})
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.LayerNorm)]
+    acts = [m for m in net.modules() if isinstance(m, torch.nn.GELU)]
+    assert norms and acts
+    torch.manual_seed(0)
+    x = 1e-3 * torch.randn(4, norms[0].normalized_shape[0])  # variance 1e-6: eps 1e-6 vs 1e-5 differ by ~2.3x
+    for norm in norms:
+        expected = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-6)
+        expected = expected * norm.weight + norm.bias
+        torch.testing.assert_close(norm(x), expected, atol=1e-4, rtol=1e-4)
+    z = torch.linspace(-4, 4, 81)
+    tanh_gelu = 0.5 * z * (1 + torch.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z ** 3)))
+    for act in acts:
+        torch.testing.assert_close(act(z), tanh_gelu, atol=1e-6, rtol=0)
+        assert (act(z) - torch.nn.functional.gelu(z)).abs().max() > 1e-4  # not the exact (erf) GELU

@@ -182,6 +182,9 @@ class VideoClassifier(L.LightningModule):
     # ----------------------------------------------------------------------------------------------- steps
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         video, labels = batch["video"], self._labels(batch)
+        labelled = torch.stack([y >= 0 for y in labels.values()]).all(0)
+        if labelled.any() and not labelled.all():  # unlabelled rows take no part: not in the loss, not mixed in
+            video, labels = video[labelled], {name: y[labelled] for name, y in labels.items()}
         targets = self._targets(labels)
         if self.hparams.mixup_alpha > 0:
             video, targets = mixup(video, targets, self.hparams.mixup_alpha)
