@@ -637,7 +637,9 @@ def test_eval_averages_the_logits_of_the_views_it_reads(broken_run, tmp_path):
 
     out, _, _ = broken_run
     ckpt = out / "checkpoints" / "last.ckpt"
-    result = _eval(ckpt, tmp_path, "eval.views=2x3", "eval.save_predictions=true", "data.test_batch_size=3")
+    # short side 40 for 32 px crops: the 3 spatial crops (top/centre/bottom of a square frame) differ
+    result = _eval(ckpt, tmp_path, "eval.views=2x3", "eval.save_predictions=true", "data.test_batch_size=3",
+                   "data.min_resize=40")
     predictions = torch.load(result["predictions"])
     weights, config = read_checkpoint(ckpt)
     net = build_model(config["resolved"]["model"])
@@ -647,7 +649,7 @@ def test_eval_averages_the_logits_of_the_views_it_reads(broken_run, tmp_path):
     from omegaconf import OmegaConf
 
     data = OmegaConf.create(config["resolved"]["data"])
-    data.test_views = "2x3"
+    data.test_views, data.min_resize = "2x3", 40
     dm = instantiate(data)
     dm.setup("test")
     dataset = dm.datasets["test"]
@@ -659,7 +661,10 @@ def test_eval_averages_the_logits_of_the_views_it_reads(broken_run, tmp_path):
             continue
         with torch.no_grad():
             views = net(item["video"])  # (6, K): one forward per view
+            pixel_mean = net(item["video"].mean(0, keepdim=True))[0]
+        assert not torch.allclose(item["video"][0], item["video"][1])  # the views are different pixels
         torch.testing.assert_close(predictions["logits"][""][n], views.mean(0), atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(predictions["logits"][""][n], pixel_mean, atol=1e-4)
 
 
 def test_layer_norm_eps_and_gelu_by_output():
