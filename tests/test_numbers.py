@@ -688,3 +688,23 @@ def test_layer_norm_eps_and_gelu_by_output():
     for act in acts:
         torch.testing.assert_close(act(z), tanh_gelu, atol=1e-6, rtol=0)
         assert (act(z) - torch.nn.functional.gelu(z)).abs().max() > 1e-4  # not the exact (erf) GELU
+
+
+def test_a_wandb_logger_in_the_test_environment_writes_nothing_into_home(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "NETRC": str(tmp_path / "no_netrc")}
+    env.pop("WANDB_MODE", None)
+    env.pop("WANDB_API_KEY", None)
+    code = ("from vivit.loggers import finish_wandb, wandb_logger\n"
+            f"logger = wandb_logger(save_dir={str(tmp_path)!r}, project='test')\n"
+            "logger.log_metrics({'x': 1.0})\nassert logger.experiment.settings.mode == 'offline'\nfinish_wandb()\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
+    assert not [p for p in home.rglob("*") if "wandb" in str(p.relative_to(home))], sorted(home.rglob("*"))
