@@ -708,3 +708,20 @@ def test_a_wandb_logger_in_the_test_environment_writes_nothing_into_home(tmp_pat
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
     assert list((tmp_path / "wandb").glob("offline-run-*"))
     assert not [p for p in home.rglob("*") if "wandb" in str(p.relative_to(home))], sorted(home.rglob("*"))
+
+
+def test_kinetics_rows_without_a_label_are_named(tmp_path):
+    import csv
+
+    from datamodules.index import Kinetics
+    from tests.fixtures import releases
+
+    release = releases.make_kinetics(tmp_path / "k400", 400)
+    path = release.root / "annotations" / "val.csv"
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    rows[2][rows[0].index("label")] = ""
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    with pytest.raises(ValueError, match=r"val\.csv:3: no label, but \d+ other rows"):
+        Kinetics(release.root, version=400, cache_dir=False).records("val")
