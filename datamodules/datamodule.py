@@ -1,12 +1,14 @@
 """`VideoDataModule`: index -> records -> frame indices -> decoded frames -> transformed clips -> batches.
 
 Batches (the project contract):
-    train: {"video": float (B, C, T, H, W), "label": long (B,) or {head: long (B,)}, "index": long (B,)}
+    train: {"video": float (B, C, T, H, W), "label": long (B,) or {head: long (B,)}, "index": long (B,),
+            "unreadable": long (B,) (unreadable videos replaced to make each item)}
     val:   the same plus "valid": bool (B,)
     test:  "video": float (B, V, C, T, H, W) with V = temporal clips x spatial crops (clip-major), + "valid"
-Unlabelled records get label -1. A video that cannot be read is logged and counted (`num_errors`); in
+Unlabelled records get label -1. A video that cannot be read (`reader.READ_ERRORS`) is logged and counted; in
 training it is replaced by another random video, in evaluation it yields zeros and valid=False (so the
-module counts it as wrong instead of dropping it). `on_error="raise"` makes it fatal instead.
+module counts it as wrong instead of dropping it). `on_error="raise"` makes it fatal instead. The module
+counts them per split and pass from the batches (`unreadable`, `valid`), summed over DDP ranks.
 
 Distributed: training uses Lightning's DistributedSampler (keep the Trainer's default
 `use_distributed_sampler=True`); validation and test use Lightning's `UnrepeatedDistributedSampler`, so
@@ -15,6 +17,7 @@ every video is evaluated exactly once across ranks (ranks may then see different
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import sys
@@ -76,8 +79,9 @@ class VideoDataset(Dataset):
         for attempt in range(10):
             try:
                 video = self.load(i)
-                return {"video": video, "label": self.label(self.records[i]), "index": i, **self._valid(True)}
-            except Exception as e:  # noqa: BLE001 - bad data shows up as many exception types
+                return {"video": video, "label": self.label(self.records[i]), "index": i, **self._valid(True),
+                        **({"unreadable": attempt} if self.mode == "train" else {})}
+            except reader.READ_ERRORS as e:
                 if self.on_error == "raise":
                     raise
                 with self.num_errors.get_lock():
@@ -137,7 +141,7 @@ def decode_all(records: Sequence[VideoRecord], short_side: int, on_error: str, n
     for n, record in enumerate(records):
         try:
             clips.append(reader.read_frames(record, range(reader.probe(record).num_frames), short_side))
-        except Exception as e:  # noqa: BLE001
+        except reader.READ_ERRORS as e:
             if on_error == "raise":
                 raise
             log.warning("unreadable video %s (%s: %s)", record.path, type(e).__name__, e)
@@ -155,8 +159,11 @@ class VideoDataModule(L.LightningDataModule):
 
     Args:
         index: dataset index object (e.g. `datamodules.synthetic.SyntheticVideos`, `datamodules.folder.FolderVideos`).
-        num_classes: classes the model predicts (int, or head -> int); checked against the index.
-        num_frames, stride: frames per clip and the step between them (in frames of the clip's rate).
+        num_classes: classes the model predicts (int, or head -> int); checked against the index; None = the
+            index's count (a custom folder, MiT's moments_categories.txt).
+        num_frames, stride: frames per clip and the step between them, in frames at `fps`, else in decoded frames.
+        fps: resampling rate of video files (the paper samples Kinetics at 25 fps: 250 frames a 10 s clip);
+            None counts each file's decoded frames (SSv2, as scenic: 32 frames at stride 1 of the video).
         crop_size: spatial size of the model input.
         min_resize: short side after decoding (scenic's `min_resize`); default `crop_size`, or
             `round(crop_size * resize_ratio)` when `resize_ratio` is given.
@@ -176,7 +183,7 @@ class VideoDataModule(L.LightningDataModule):
             command line and hand it to their index as `index.root: ${data.root}`.
     """
 
-    def __init__(self, index: VideoIndex, num_classes: int | Mapping[str, int], num_frames: int, crop_size: int,
+    def __init__(self, index: VideoIndex, num_classes: int | Mapping[str, int] | None, num_frames: int, crop_size: int,
                  stride: int = 1, min_resize: int | None = None, batch_size: int = 32,
                  test_batch_size: int | None = None, test_views: str = "1x1",
                  scale_jitter: Sequence[float] | None = (0.9, 1.33), hflip: bool = True,
@@ -184,10 +191,12 @@ class VideoDataModule(L.LightningDataModule):
                  mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
                  on_error: str = "warn", cache_decoded: bool = False, num_workers: int = 0,
                  pin_memory: bool = True, persistent_workers: bool = True, resize_ratio: float | None = None,
-                 root: str | None = None) -> None:
+                 root: str | None = None, fps: float | None = None) -> None:
         super().__init__()
+        self.fps = float(fps) if fps else None
         self.index, self.root = index, root
-        self.num_classes = dict(num_classes) if isinstance(num_classes, Mapping) else int(num_classes)
+        self.num_classes = (None if num_classes is None else dict(num_classes) if isinstance(num_classes, Mapping)
+                            else int(num_classes))
         self.num_frames, self.stride, self.crop_size = int(num_frames), int(stride), int(crop_size)
         self.min_resize = int(min_resize or round(self.crop_size * float(resize_ratio or 1.0)))
         if self.min_resize < self.crop_size:
@@ -219,14 +228,22 @@ class VideoDataModule(L.LightningDataModule):
             if mode not in self.datasets:
                 self.datasets[mode] = self.build_dataset(mode)
 
+    def resolve_num_classes(self) -> int | dict[str, int]:
+        """`num_classes`, taken from the index when it was not given (None)."""
+        if self.num_classes is None:
+            self.num_classes = index_num_classes(self.index)
+        return self.num_classes
+
     def check_num_classes(self) -> None:
         found = index_num_classes(self.index)
-        if found != self.num_classes:
+        if self.resolve_num_classes() != found:
             raise ValueError(f"data.num_classes is {self.num_classes} but the dataset index "
                              f"({type(self.index).__name__}) has {found} classes; set data.num_classes={found}")
 
     def build_dataset(self, mode: str) -> VideoDataset:
         records = self.index.records(mode)
+        if self.fps:  # a resampling rate: every video file is sampled on a grid of `fps` frames per second
+            records = [r if r.is_frame_folder else dataclasses.replace(r, fps=self.fps) for r in records]
         transform = {"train": self.train_transform, "val": self.val_transform, "test": self.test_transform}[mode]
         cache = decode_all(records, self.min_resize, self.on_error, mode) if self.cache_decoded else None
         heads = list(self.num_classes) if isinstance(self.num_classes, dict) else None
@@ -268,6 +285,6 @@ class VideoDataModule(L.LightningDataModule):
 
     @property
     def num_errors(self) -> dict[str, int]:
-        """Unreadable videos met so far per split (cumulative, this process and its workers); a module or
-        callback can log them at epoch end."""
+        """Unreadable videos met so far per split (cumulative over passes, this process and its workers; a
+        diagnostic: the per-pass counts that runs report come from the batches, see `VideoClassifier`)."""
         return {mode: dataset.num_errors.value for mode, dataset in self.datasets.items()}

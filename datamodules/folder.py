@@ -62,7 +62,7 @@ class FolderVideos:
             return names
         if self._classes_arg:
             raise FileNotFoundError(f"classes file not found: {path} (expected one class name per line)")
-        labels = {label for _, label, _ in self._rows("train") if label is not None}
+        labels = {label for _, label, _, _ in self._rows("train") if label is not None}
         if not labels:
             raise ValueError(f"the training split of {self.root} has no labels; give a classes.txt")
         if all(label.lstrip("-").isdigit() for label in labels):
@@ -74,25 +74,29 @@ class FolderVideos:
 
     def records(self, split: str) -> list[VideoRecord]:
         """The split's records, labels mapped to class indices."""
+        from .index.common import LabelCheck
+
         index = {name: i for i, name in enumerate(self.classes)}
-        records = []
-        for n, (path, label, span) in enumerate(self._rows(split)):
+        records, labels = [], LabelCheck(self._source(split))
+        for n, (path, label, span, line) in enumerate(self._rows(split)):
+            labels.add(line, label is not None)
             records.append(VideoRecord(
-                path=path, label=self._label_index(label, index, split), id=f"{split}/{n}:{path.name}",
+                path=path, label=self._label_index(label, index, split, line), id=f"{split}/{n}:{path.name}",
                 start=span[0], end=span[1], fps=self.fps, frame_template=self.frame_template,
                 first_index=self.first_index))
         if not records:
             raise ValueError(f"split {split!r} of {self.root} is empty ({self._source(split)})")
+        labels.check()
         return records
 
-    def _label_index(self, label: str | None, index: dict[str, int], split: str) -> int | None:
+    def _label_index(self, label: str | None, index: dict[str, int], split: str, line: int) -> int | None:
         if label is None:
             return None
         if label in index:
             return index[label]
         if label.lstrip("-").isdigit() and 0 <= int(label) < len(index):
             return int(label)
-        raise ValueError(f"label {label!r} in split {split!r} ({self._source(split)}) is not one of the "
+        raise ValueError(f"{self._source(split)}:{line}: label {label!r} of split {split!r} is not one of the "
                          f"{len(index)} classes; add it to {self.root / 'classes.txt'}")
 
     def _source(self, split: str) -> Path:
@@ -106,7 +110,7 @@ class FolderVideos:
         return self.root / split
 
     def _rows(self, split: str):
-        """(absolute path, label name or None, (start, end)) per sample."""
+        """(absolute path, label name or None, (start, end), line of the CSV or 0) per sample."""
         source = self._source(split)
         if not self.root.is_dir():
             raise FileNotFoundError(f"dataset root not found: {self.root} (expected {split}.csv files with "
@@ -126,10 +130,10 @@ class FolderVideos:
             for row in reader:
                 label = (row.get("label") or "").strip() or None
                 span = tuple(float(row[k]) if row.get(k) not in (None, "") else None for k in ("start", "end"))
-                yield (path.parent / row["path"].strip()), label, span
+                yield (path.parent / row["path"].strip()), label, span, reader.line_num
 
     def _folder_rows(self, folder: Path):
         for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
             for path in sorted(class_dir.iterdir()):
                 if path.suffix.lower() in VIDEO_SUFFIXES or (self.frame_template and path.is_dir()):
-                    yield path, class_dir.name, (None, None)
+                    yield path, class_dir.name, (None, None), 0

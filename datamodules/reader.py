@@ -4,10 +4,11 @@ Two steps so that the frame indices are chosen before anything is decoded:
 `probe(record)` reads only container metadata (the clip length in frames and its rate), the
 sampler picks indices in [0, num_frames), and `read_frames(record, indices)` decodes just those.
 
-Indices count frames of the clip (the record's span, or the whole video) on a grid of `fps` frames per
-second: the record's `fps` override, or the stream's average rate. Each wanted index is mapped to a
-timestamp and then to the decoded frame showing at that time (by pts), which also handles variable
-frame rates.
+Indices count frames of the clip (the record's span, or the whole video). With a resampling rate (the
+record's `fps`: `data.fps`, e.g. 25 for Kinetics as the paper, or EPIC's 60/50 annotation grid) index i is
+the frame on screen at time i / fps from the clip's start (by pts). Without one, index i is the i-th
+decoded frame from the clip's start, as DMVR and frame folders count: found from the packets' timestamps
+(demux only), so variable-frame-rate files are counted frame by frame and seeking still works.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ from .records import VideoRecord
 
 class VideoReadError(RuntimeError):
     """A video (or frame folder) is missing, unreadable, truncated or empty."""
+
+
+# What an unreadable video raises: the reader's own checks, and PyAV's errors while demuxing or decoding.
+# Anything else (a bug in a transform, a wrong config) is not a bad video and must keep its traceback.
+READ_ERRORS = (VideoReadError, av.FFmpegError)
 
 
 @dataclass(frozen=True)
@@ -128,16 +134,21 @@ def read_frames(record: VideoRecord, indices: Sequence[int], short_side: int | N
     with _open(path) as container:
         stream = _video_stream(container, path)
         rate = _frame_rate(stream, record, path)
-        # Wanted index -> target pts on the clip's frame grid.
         start = stream.start_time or 0
         offset = Fraction(record.start or 0).limit_denominator(1_000_000)
         wanted = sorted(set(indices))
-        target = {i: start + (offset + Fraction(i) / rate) / stream.time_base for i in wanted}
-        # Tolerance for pts rounding: half a frame, of the stream's own rate when sampling a coarser grid.
-        native = stream.average_rate or stream.guessed_rate or rate
-        half_frame = 1 / (2 * max(rate, Fraction(native))) / stream.time_base
-        chosen = _decode_until(container, stream, path, wanted, target, half_frame,
-                               seek=target[wanted[0]] > start + half_frame)
+        native = Fraction(stream.average_rate or stream.guessed_rate or rate)
+        frame = 1 / native / stream.time_base  # one frame of the stream's own rate, in time-base units
+        # pts rounding in the time base: a couple of ticks, never more than half a frame
+        tolerance = min(frame / 2, max(Fraction(2), Fraction(1, 2000) / stream.time_base))
+        if record.fps:  # resampling: index i is the frame on screen at i / fps from the clip's start
+            target = {i: start + (offset + Fraction(i) / rate) / stream.time_base for i in wanted}
+        else:  # index i is the i-th decoded frame from the clip's start (also on variable-frame-rate files)
+            target = _counted_targets(container, stream, path, wanted, start + offset / stream.time_base - tolerance)
+        seek = target[wanted[0]] > start + tolerance
+        if not record.fps and not seek:  # demuxing read to the end: back to the start
+            container.seek(start, backward=True, any_frame=False, stream=stream)
+        chosen = _decode_until(container, stream, path, wanted, target, tolerance, frame, seek=seek)
         height, width = short_side_size(chosen[wanted[0]].height, chosen[wanted[0]].width, short_side)
         images, rotation = {}, chosen[wanted[0]].rotation
         scaler = VideoReformatter()  # one scaler context for the clip: 2x faster on small clips than per frame
@@ -150,22 +161,40 @@ def read_frames(record: VideoRecord, indices: Sequence[int], short_side: int | N
     return frames
 
 
-def _decode_until(container, stream, path: Path, wanted: list[int], target: dict, half_frame, seek: bool) -> dict:
+def _counted_targets(container, stream, path: Path, wanted: list[int], clip_start) -> dict:
+    """pts of the i-th frame from `clip_start` for each wanted i, from the packets' timestamps (demuxing reads
+    no pixels): exact on variable-frame-rate files, and the decoder can still seek to the first one."""
+    try:
+        pts = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
+    except av.FFmpegError as e:
+        raise VideoReadError(f"cannot demux {path}: {e}") from e
+    pts = [p for p in pts if p >= clip_start]
+    if not pts:
+        raise VideoReadError(f"no frames in {path} after {float(clip_start * stream.time_base):.2f} s")
+    if wanted[-1] >= len(pts) + 2:  # headers may overstate a length by a frame or two, no more
+        raise VideoReadError(f"{path} has {len(pts)} frames from the clip's start, frame {wanted[-1]} was wanted "
+                             "(truncated?)")
+    return {i: Fraction(pts[min(i, len(pts) - 1)]) for i in wanted}
+
+
+def _decode_until(container, stream, path: Path, wanted: list[int], target: dict, tolerance, frame_step,
+                  seek: bool) -> dict:
     """Decoded frame shown at each wanted target: the last frame whose pts is at most the target plus
-    half a frame (so rounding in the time base never shifts a constant-rate frame, and variable-rate
-    gaps repeat the frame on screen). Decoding stops after the last wanted frame."""
+    `tolerance` (pts rounding in the time base; variable-rate gaps repeat the frame on screen). Decoding
+    stops after the last wanted frame."""
+    half_frame = tolerance
     if seek:
         # To the keyframe at or before the first wanted frame, in stream time base; flushes the decoder.
         container.seek(int(target[wanted[0]] - half_frame), backward=True, any_frame=False, stream=stream)
     chosen, pending, previous = {}, deque(wanted), None
-    step = 2 * half_frame
+    step = frame_step
     try:
         for frame in container.decode(stream):
             pts = frame.pts if frame.pts is not None else (int(previous.pts + step) if previous else 0)
             if previous is None and seek and pts > target[pending[0]] + half_frame:
                 # The seek overshot (inaccurate index): decode again from the start.
                 container.seek(stream.start_time or 0, backward=True, any_frame=False, stream=stream)
-                return _decode_until(container, stream, path, wanted, target, half_frame, seek=False)
+                return _decode_until(container, stream, path, wanted, target, tolerance, frame_step, seek=False)
             while pending and pts > target[pending[0]] + half_frame:
                 chosen[pending.popleft()] = previous if previous is not None else frame
             if not pending:
@@ -179,7 +208,7 @@ def _decode_until(container, stream, path: Path, wanted: list[int], target: dict
             raise VideoReadError(f"no frames decoded from {path} (empty or truncated)")
         # Headers may overstate the length by a frame or two: hold the last frame, as a player would.
         # Any further and the file is cut short.
-        if target[pending[-1]] - previous.pts > 8 * half_frame:
+        if target[pending[-1]] - previous.pts > 4 * frame_step:
             end = float(previous.pts * stream.time_base)
             wanted_end = float(target[pending[-1]] * stream.time_base)
             raise VideoReadError(f"{path} ends at {end:.2f} s, before the wanted {wanted_end:.2f} s (truncated?)")

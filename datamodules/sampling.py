@@ -28,7 +28,10 @@ def centre_indices(length: int, num_frames: int, stride: int) -> np.ndarray:
 
 
 def linspaced_indices(length: int, num_frames: int, stride: int, num_clips: int) -> list[np.ndarray]:
-    """`num_clips` clips at offsets linspace(0, max(0, L - n*s), num_clips), truncated to integers."""
+    """`num_clips` clips at offsets linspace(0, max(0, L - n*s), num_clips), truncated to integers; one clip is
+    the centre clip (DMVR: linspace only when num_test_clips > 1; linspace(0, x, 1) would start at frame 0)."""
+    if num_clips == 1:
+        return [centre_indices(length, num_frames, stride)]
     offsets = np.linspace(0, max(0, length - num_frames * stride), num_clips).astype(np.int64)
     return [clip_indices(int(offset), length, num_frames, stride) for offset in offsets]
 

@@ -3,7 +3,7 @@
 A v2 transform draws its random parameters once per call, so every frame of a clip gets the same crop,
 flip and colour change. The order follows scenic's training pipeline (DMVR): resize the short side (done
 by the reader's decoder) -> scale jitter -> random crop -> horizontal flip -> RandAugment (uint8) ->
-[0, 1] -> colour augment -> normalise. Evaluation: resize the short side -> centre crop, or scenic's three
+[0, 1] -> colour augment (only without RandAugment, as scenic) -> normalise. Evaluation: resize the short side -> centre crop, or scenic's three
 spatial crops (left/centre/right if W > H, else top/centre/bottom).
 
 Two transforms are written here because torchvision's differ from the official ones on video:
@@ -73,7 +73,8 @@ class ColourAugment(v2.Transform):
         }
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        video = inpt
+        # plain tensor: F.rgb_to_grayscale has no kernel for tv_tensors.Video (T, 3, H, W is an image batch)
+        video = inpt.as_subclass(torch.Tensor)
         if params["jitter"]:
             video = (video + params["brightness"]).clamp(0, 1)
             video = F.adjust_saturation(video, params["saturation"])
@@ -182,7 +183,7 @@ def train_transform(crop_size: int, scale_jitter: Sequence[float] | None = (0.9,
     if randaugment:
         steps.append(VideoRandAugment(**dict(randaugment)))
     steps.append(v2.ToDtype(torch.float32, scale=True))
-    if colour_augment:
+    if colour_augment and not randaugment:  # scenic runs one of the two: RandAugment when it is configured
         steps.append(ColourAugment())
     steps += [v2.Normalize(list(mean), list(std)), ToModelInput()]
     return v2.Compose(steps)

@@ -4,7 +4,7 @@
     python -m experiments.collect outputs/demo_variants/multiruns/<time> --paper table2 --metric val/top1
 
 One row per job: the swept overrides, validation and test top-1/top-5 (EPIC-Kitchens: action, verb and noun top-1),
-the best checkpoint, and with `--paper tableN` the paper's number for the job's row and the difference in points.
+the tested (final) checkpoint, and with `--paper tableN` the paper's number for the job's row and the difference in points.
 Printed with rich and written into the multirun folder as results.csv (every metric), results.md and results.png
 (a bar per job; the paper's number as a second bar).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,11 @@ CONF = ROOT / "conf"
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# W&B keeps debug logs, settings and staged files under ~/.cache/wandb, ~/.config/wandb and ~/.local/share/wandb:
+# tests (and the train.py/eval.py subprocesses they start) keep them in a temporary folder instead.
+_WANDB_HOME = Path(tempfile.mkdtemp(prefix="vivit-tests-wandb-"))
+for _key, _name in (("WANDB_CACHE_DIR", "cache"), ("WANDB_CONFIG_DIR", "config"), ("WANDB_DATA_DIR", "data")):
+    os.environ.setdefault(_key, str(_WANDB_HOME / _name))
 
 
 def compose_config(config_name: str, overrides: list[str], output_dir: Path | None = None) -> DictConfig:

@@ -29,7 +29,7 @@ def test_batches_follow_the_contract(index, cache_decoded):
     train = next(iter(dm.train_dataloader()))
     assert train["video"].shape == (8, 3, 8, 32, 32) and train["video"].dtype == torch.float32
     assert train["label"].shape == (8,) and train["label"].dtype == torch.long
-    assert train["index"].dtype == torch.long and set(train) == {"video", "label", "index"}
+    assert train["index"].dtype == torch.long and set(train) == {"video", "label", "index", "unreadable"}
     assert -1.0 <= train["video"].min() < 0 < train["video"].max() <= 1.0  # [-1, 1] normalisation
     val = next(iter(dm.val_dataloader()))
     assert val["video"].shape == (8, 3, 8, 32, 32) and val["valid"].dtype == torch.bool and val["valid"].all()

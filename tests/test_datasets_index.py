@@ -172,7 +172,7 @@ def test_unknown_label_and_bad_header_are_clear(built, tmp_path):
     shutil.copytree(built["k400"].root, copy)
     csv_path = copy / "annotations" / "val.csv"
     csv_path.write_text(csv_path.read_text().replace("zumba", "salsa"))
-    with pytest.raises(ValueError, match=r"val\.csv: label 'salsa' is not one of the 3 classes"):
+    with pytest.raises(ValueError, match=r"val\.csv:2: label 'salsa' is not one of the 3 classes"):
         Kinetics(copy, cache_dir=False).records("val")
     csv_path.write_text("name,clip\nx,y\n")
     with pytest.raises(ValueError, match=r"val\.csv: expected the CVDF header"):

@@ -52,7 +52,7 @@ def test_missing_root_is_a_one_line_data_error(tmp_path):
 def test_class_count_mismatch_names_the_key(tmp_path):
     release = releases.make_mit(tmp_path / "mit")
     cfg = compose_config("train", ["debug=fdr", "data=mit", f"data.root={release.root}", "model=vivit_tiny",
-                                   f"data.index.cache_dir={tmp_path / 'cache'}", "logger=none"],
+                                   f"data.index.cache_dir={tmp_path / 'cache'}", "logger=none", "data.num_classes=305"],
                          output_dir=tmp_path / "out")
     with pytest.raises(ConfigError, match=r"data\.num_classes is 305 .* has 3 classes; set data\.num_classes=3"):
         train(cfg)

@@ -61,34 +61,3 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-class UnreadableVideos(L.Callback):
-    """Reports, at the end of every epoch, how many videos could not be read so far (per split).
-
-    The datamodule replaces them in training and scores them as wrong in evaluation; this makes the count
-    visible in the logs and the logger instead of a warning lost in the scroll-back.
-    """
-
-    def __init__(self) -> None:
-        self.reported: dict[str, int] = {}
-
-    def _report(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        counts = getattr(trainer.datamodule, "num_errors", None)
-        if not counts or trainer.sanity_checking:
-            return
-        for split, count in counts.items():
-            if count != self.reported.get(split, 0):
-                log.warning("%d unreadable %s videos so far (see the warnings above for their paths)", count, split)
-                self.reported[split] = count
-            if trainer.loggers:
-                pl_module.log(f"data/unreadable_{split}", float(count), on_epoch=True, on_step=False)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._report(trainer, pl_module)
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._report(trainer, pl_module)
-
-    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._report(trainer, pl_module)

@@ -7,6 +7,7 @@ verb) with the same code path: a single head is treated as the head named "" int
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Callable, Mapping
 
@@ -14,13 +15,14 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, SumMetric
 
 Logits = dict[str, Tensor]
 Labels = dict[str, Tensor]
 # Metric names use "top1"/"top5"; several heads add "<head>_top1", ... (EPIC: "action_top1"), and "top1" is always
 # the headline metric (several heads: all heads right), so checkpointing can monitor `val/top1` for any dataset.
 STAGES = ("train", "val", "test")
+log = logging.getLogger(__name__)
 
 
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -92,6 +94,10 @@ class VideoClassifier(L.LightningModule):
         self.metrics = nn.ModuleDict(
             {f"{stage}_{name}": MeanMetric() for stage in STAGES for name in self._metric_names()}
         )
+        # unreadable videos met in the current pass of each stage (summed over DDP ranks at the pass's end), and
+        # the count of every finished pass: what metrics.json reports
+        self.unreadable = nn.ModuleDict({f"{stage}_unreadable": SumMetric() for stage in STAGES})
+        self.unreadable_counts: dict[str, list[int]] = {stage: [] for stage in STAGES}
         self.run_config: dict[str, Any] | None = None  # set by train.py; saved in checkpoints for eval/load
         self.predictions: list[dict[str, Tensor]] | None = None  # set to [] to collect test predictions
 
@@ -176,11 +182,15 @@ class VideoClassifier(L.LightningModule):
     # ----------------------------------------------------------------------------------------------- steps
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         video, labels = batch["video"], self._labels(batch)
+        labelled = torch.stack([y >= 0 for y in labels.values()]).all(0)
+        if labelled.any() and not labelled.all():  # unlabelled rows take no part: not in the loss, not mixed in
+            video, labels = video[labelled], {name: y[labelled] for name, y in labels.items()}
         targets = self._targets(labels)
         if self.hparams.mixup_alpha > 0:
             video, targets = mixup(video, targets, self.hparams.mixup_alpha)
         logits = self(video)
         loss = self._loss(logits, targets)
+        self._count_unreadable("train", batch)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=video.shape[0])
         with torch.no_grad():
             self._update_metrics("train", logits, labels)
@@ -198,12 +208,61 @@ class VideoClassifier(L.LightningModule):
         loss = self._loss(logits, self._targets(labels))
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=video.shape[0])
         self._update_metrics(stage, logits, labels, batch.get("valid"))
+        self._count_unreadable(stage, batch)
         if self.predictions is not None:
-            self.predictions.append({"index": batch["index"].cpu(), **{f"logits/{k}": v.float().cpu() for k, v in logits.items()}})
+            valid = batch.get("valid", torch.ones(video.shape[0], dtype=torch.bool))
+            self.predictions.append({"index": batch["index"].cpu(), "valid": valid.cpu(),
+                                     **{f"logits/{k}": v.float().cpu() for k, v in logits.items()}})
+
+    # ----------------------------------------------------------------------------------------------- data errors
+    def _count_unreadable(self, stage: str, batch: Mapping[str, Any]) -> None:
+        """Training items say how many unreadable videos were replaced to make them (`unreadable`); evaluation
+        items are `valid=False` when their video could not be read."""
+        if stage == "train":
+            count = batch["unreadable"].sum() if "unreadable" in batch else torch.zeros((), device=self.device)
+        else:
+            count = (~batch["valid"]).sum() if "valid" in batch else torch.zeros((), device=self.device)
+        self.unreadable[f"{stage}_unreadable"].update(count.float())
+
+    def _end_pass(self, stage: str) -> None:
+        """The pass's unreadable count, summed over ranks (SumMetric all-reduces on compute), logged as
+        `<stage>/unreadable` (so validate/test results, metrics.json and the table carry it) and kept per pass."""
+        metric = self.unreadable[f"{stage}_unreadable"]
+        count = int(metric.compute().item())
+        metric.reset()
+        if self._trainer is not None and self.trainer.sanity_checking:
+            return
+        self.unreadable_counts[stage].append(count)
+        if count and (self._trainer is None or self.trainer.is_global_zero):
+            log.warning("%d unreadable %s videos in this pass (see the warnings above for their paths)", count, stage)
+        if self._trainer is not None:
+            self.log(f"{stage}/unreadable", float(count), on_step=False, on_epoch=True)
+
+    def on_train_epoch_end(self) -> None:
+        self._end_pass("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._end_pass("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._end_pass("test")
 
     # ----------------------------------------------------------------------------------------------- optim
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """timm's weight-decay convention: no decay for 1-D parameters (biases, norm scales and shifts) and the
+        backbone's `no_weight_decay()` names (position embeddings, CLS tokens); the optimiser's own
+        weight_decay for the rest. (The paper's SGD recipe has no weight decay, so this only changes AdamW.)"""
+        named = getattr(self.net, "no_weight_decay", None)
+        skip = tuple(f".{name}" for name in (named() if named else ()))  # names relative to the backbone
+        model = self.trainer.model if self._trainer is not None else self  # the strategy's wrapper, if any
+        decay, no_decay = [], []
+        for name, param in model.named_parameters():
+            if param.requires_grad:
+                (no_decay if param.ndim <= 1 or f".{name}".endswith(skip) else decay).append(param)
+        return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = self.optimizer(params=self.trainer.model.parameters())
+        optimizer = self.optimizer(params=self.parameter_groups())
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         max_epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
         warmup_steps = round(self.hparams.warmup_epochs * total_steps / max_epochs)

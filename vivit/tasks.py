@@ -40,35 +40,74 @@ class Run:
     trainer: L.Trainer
 
 
-def _root_cause(error: BaseException) -> BaseException:
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return error
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error and its causes, outermost first."""
+    chain = [error]
+    while chain[-1].__cause__ is not None and chain[-1].__cause__ not in chain:
+        chain.append(chain[-1].__cause__)
+    return chain
 
 
-def _missing(error: MissingMandatoryValue) -> ConfigError:
-    """`???` left in the config, e.g. `data.root` of a real dataset."""
-    key = error.full_key or "a key"
+def _missing(chain: list[BaseException]) -> ConfigError | None:
+    """`???` left in the config, e.g. `data.root` of a real dataset. OmegaConf re-raises it with the full key;
+    with OC_CAUSE=1 or a tracer active (coverage, a debugger) the key-less original is chained below it, so the
+    outermost one that names its key is used."""
+    missing = [e for e in chain if isinstance(e, MissingMandatoryValue)]
+    if not missing:
+        return None
+    key = next((e.full_key for e in missing if e.full_key), None) or "a key"
     return ConfigError(f"{key}: no value (???). Set it on the command line, e.g. `{key}=...` (see the comments in conf/).")
 
 
-# What a mistake in the config raises while objects are built: reported as one line naming the config key.
-CONFIG_MISTAKES = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError)
+# What a mistake in the config raises while objects are built: explicit validation of a value (ValueError naming
+# the key), a missing file or folder. Reported as one line naming the config key.
+CONFIG_MISTAKES = (ValueError, FileNotFoundError, NotADirectoryError)
+
+
+def _raised_by_the_call(error: BaseException) -> bool:
+    """A TypeError/KeyError raised where Hydra calls or looks up the target (an unknown or missing argument),
+    not inside the target's own code: the innermost frame of its traceback is Hydra's."""
+    tb = error.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{os.sep}hydra{os.sep}" in tb.tb_frame.f_code.co_filename
+
+
+def is_config_mistake(error: BaseException) -> bool:
+    """Whether `error` (raised while building objects from the config) is a mistake in the config rather than a
+    bug: Hydra/OmegaConf composition and instantiation errors, explicit validation, missing files, and wrong
+    arguments to a `_target_`. A TypeError or KeyError from inside project code is a bug and keeps its traceback."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    chain = _chain(error)
+    cause = chain[-1]
+    if isinstance(cause, (OmegaConfBaseException, HydraException)):
+        return True  # e.g. an interpolation to a key that does not exist
+    if isinstance(cause, ImportError) and any(isinstance(e, HydraException) for e in chain):
+        return True  # a `_target_` that cannot be located
+    if isinstance(cause, CONFIG_MISTAKES):
+        return True
+    return isinstance(cause, (TypeError, KeyError)) and _raised_by_the_call(cause)
 
 
 @contextmanager
 def _reported_as(key: str):
-    """Turn a configuration mistake raised inside the block into a one-line `ConfigError` about `key`."""
+    """Turn a configuration mistake raised inside the block into a one-line `ConfigError` about `key`; anything
+    else (a bug) propagates unchanged, with its traceback."""
     try:
         yield
     except ConfigError:
         raise
     except Exception as error:  # Hydra wraps the target's exception in InstantiationException
-        cause = _root_cause(error)
-        if isinstance(cause, MissingMandatoryValue):
-            raise _missing(cause) from error
-        if isinstance(cause, CONFIG_MISTAKES):
-            raise ConfigError(f"{key}: {cause}") from error
+        chain = _chain(error)
+        missing = _missing(chain)
+        if missing is not None:
+            raise missing from error
+        if is_config_mistake(error):
+            raise ConfigError(f"{key}: {chain[-1]}") from error
         raise
 
 
@@ -118,8 +157,11 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
     L.seed_everything(cfg.seed, workers=True)
     if cfg.get("eval") and cfg.eval.get("views"):  # the command line's test protocol wins over the data config's
         cfg.data.test_views = cfg.eval.views
-    net = _build_net(cfg, initialise_weights=stage == "fit" and not cfg.get("ckpt_path"))
     datamodule = _instantiate(cfg.data, "data")
+    if cfg.data.get("num_classes") is None:  # not given: the index's class count (the model's head follows it)
+        with _reported_as("data"):
+            cfg.data.num_classes = datamodule.resolve_num_classes()
+    net = _build_net(cfg, initialise_weights=stage == "fit" and not cfg.get("ckpt_path"))
     module = _instantiate(cfg.module, "module", net=net, optimizer=cfg.optim.optimizer)
     module.run_config = run_config(cfg)
     loggers = _instantiate_group(cfg.get("logger"), "logger")
@@ -135,6 +177,8 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
         datamodule.prepare_data()
         datamodule.setup(stage)
         module.run_config["classes"] = plain_classes(datamodule.index.classes)  # checkpoints answer with names
+        if stage == "fit" and cfg.get("test", True):  # an unknown label in the test split: now, not after training
+            datamodule.index.records("test")
     return Run(datamodule, module, trainer)
 
 
@@ -143,29 +187,147 @@ def _metrics(results: list[dict[str, float]]) -> dict[str, float]:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, then validate and test the best checkpoint. Returns (and writes) the final metrics."""
+    """Fit, then validate and test the final model (scenic's protocol). Returns (and writes) the final metrics.
+
+    `test_best=true` also tests the best-by-val checkpoint, under `test_best/...`, where validation and test are
+    different data (elsewhere that would be model selection on the reported split, so it is skipped)."""
     run = build(cfg, "fit")
     output_dir = Path(cfg.paths.output_dir)
     try:
-        if cfg.get("train", True):
+        trained = cfg.get("train", True)
+        if trained:
             run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=cfg.get("ckpt_path"))
-        checkpoint = _best_checkpoint(run.trainer)
-        summary: dict[str, Any] = {"output_dir": str(output_dir), "checkpoint": checkpoint}
-        summary["val"] = _metrics(run.trainer.validate(run.module, datamodule=run.datamodule, ckpt_path=checkpoint, verbose=False))
+        # None = the weights in memory: the final train state. Without training, the checkpoint given.
+        weights = None if trained else cfg.get("ckpt_path")
+        summary: dict[str, Any] = {"output_dir": str(output_dir), "tested": "final model",
+                                   "checkpoint": _last_checkpoint(run.trainer) if trained else weights}
+        summary["val"] = _metrics(run.trainer.validate(run.module, datamodule=run.datamodule, ckpt_path=weights, verbose=False))
         if cfg.get("test", True):
-            summary["test"] = _metrics(run.trainer.test(run.module, datamodule=run.datamodule, ckpt_path=checkpoint, verbose=False))
+            run.module.predictions = []
+            summary["test"] = _metrics(run.trainer.test(run.module, datamodule=run.datamodule, ckpt_path=weights, verbose=False))
+            _merge(summary, _test_outputs(run, "test", output_dir, cfg), "test")
+            run.module.predictions = None
+            if cfg.get("test_best") and trained:
+                summary.update(_test_best(run))
+        summary["unreadable"] = run.module.unreadable_counts
     finally:
         finish_wandb()
     _write_summary(summary, output_dir, run.trainer)
     return summary
 
 
-def _best_checkpoint(trainer: L.Trainer) -> str | None:
-    """The best checkpoint by the monitored metric, else the last one, else None (fast_dev_run saves none)."""
+def _merge(summary: dict[str, Any], extras: dict[str, Any], split: str) -> None:
+    summary[split].update(extras.pop(split, {}))
+    summary.update(extras)
+
+
+def _last_checkpoint(trainer: L.Trainer) -> str | None:
+    """The checkpoint of the final weights (last.ckpt), else None (fast_dev_run saves none)."""
     callback = trainer.checkpoint_callback
-    if callback is None:
-        return None
-    return callback.best_model_path or callback.last_model_path or None
+    return (callback.last_model_path or None) if callback is not None else None
+
+
+def same_data(a: list, b: list) -> bool:
+    """Whether two splits' records are the same videos (e.g. EPIC, SSv2, MiT, K600: "test" is the val file)."""
+    def key(r):
+        return (str(r.path), r.start, r.end)
+    return bool({key(r) for r in a} & {key(r) for r in b})
+
+
+def _test_best(run: Run) -> dict[str, Any]:
+    """Test the best-by-val checkpoint, under its own name, only where val and test are different data."""
+    callback = run.trainer.checkpoint_callback
+    best = callback.best_model_path if callback is not None else ""
+    if not best:
+        return {}
+    if same_data(run.datamodule.index.records("val"), run.datamodule.index.records("test")):
+        log.warning("test_best skipped: validation and test are the same videos (selection on the reported split)")
+        return {}
+    results = _metrics(run.trainer.test(run.module, datamodule=run.datamodule, ckpt_path=best, verbose=False))
+    return {"checkpoint_best": best, "test_best": {k.replace("test/", "test_best/", 1): v for k, v in results.items()}}
+
+
+def _gathered(predictions: list[dict[str, torch.Tensor]], trainer: L.Trainer) -> list[dict[str, torch.Tensor]]:
+    """Every rank's per-batch predictions, on every rank (each rank tested a different share of the videos)."""
+    if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        shares: list[Any] = [None] * trainer.world_size
+        torch.distributed.all_gather_object(shares, predictions)
+        return [batch for share in shares for batch in share]
+    return predictions
+
+
+def _test_outputs(run: Run, split: str, output_dir: Path, cfg: DictConfig) -> dict[str, Any]:
+    """Mean per-class accuracy, per-class CSV and confusion PNG (vivit.evaluation), and for EPIC-KITCHENS-100 the
+    official breakdowns, or the challenge submission JSON on the unlabelled test file. Merged into the summary."""
+    from vivit import evaluation
+
+    batches = _gathered(run.module.predictions or [], run.trainer)
+    if not batches:
+        return {}
+    index = torch.cat([b["index"] for b in batches])
+    records = run.datamodule.datasets[split].records
+    heads = [k.removeprefix("logits/") for k in batches[0] if k.startswith("logits/")]
+    logits = {head: torch.cat([b[f"logits/{head}"] for b in batches]) for head in heads}
+    valid = torch.cat([b["valid"] for b in batches])
+    labels = {head: torch.tensor([_label(records[i].label, head) for i in index.tolist()]) for head in heads}
+    classes = run.datamodule.index.classes
+    classes = classes if isinstance(classes, dict) else {"": classes}
+    out: dict[str, Any] = {}
+    if not run.trainer.is_global_zero:
+        return out
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = evaluation.write_outputs(output_dir, split, logits, labels, classes, valid)
+    metrics, files = dict(written["metrics"]), list(written["files"])
+    from datamodules.index import EpicKitchens100
+
+    epic = run.datamodule.index
+    if isinstance(epic, EpicKitchens100) and set(heads) == {"noun", "verb"}:
+        ids = [records[i].id for i in index.tolist()]
+        if (labels["noun"] >= 0).all():
+            try:
+                metrics.update(_epic_breakdown(epic, split, ids, logits, labels, valid))
+            except FileNotFoundError as error:  # an annotations folder without the breakdown files
+                log.warning("EPIC-KITCHENS-100 unseen/tail breakdown skipped: %s", error)
+        else:
+            files.append(str(_epic_submission(epic, split, ids, logits, cfg, output_dir)))
+    if metrics:
+        out[split] = metrics  # merged into the split's block by the caller
+    out["files"] = files
+    return out
+
+
+def _label(label: Any, head: str) -> int:
+    if label is None:
+        return -1
+    return int(label[head]) if head else int(label)
+
+
+def _epic_breakdown(epic: Any, split: str, ids: list[str], logits: dict, labels: dict, valid: torch.Tensor) -> dict:
+    from vivit import evaluation
+
+    file = epic.files[split]
+    unseen_file = "EPIC_100_unseen_participant_ids_test.csv" if "test" in file else \
+        "EPIC_100_unseen_participant_ids_validation.csv"
+    unseen = {row.strip() for row in epic.annotation_file(unseen_file).read_text().splitlines()[1:] if row.strip()}
+    tail_verbs = set(evaluation.read_class_column(epic.annotation_file("EPIC_100_tail_verbs.csv"), "verb"))
+    tail_nouns = set(evaluation.read_class_column(epic.annotation_file("EPIC_100_tail_nouns.csv"), "noun"))
+    participants = [narration.split("_")[0] for narration in ids]
+    return evaluation.epic_breakdown(logits["noun"], logits["verb"], labels["noun"], labels["verb"], participants,
+                                     unseen, tail_nouns, tail_verbs, split, valid)
+
+
+def _epic_submission(epic: Any, split: str, ids: list[str], logits: dict, cfg: DictConfig, output_dir: Path) -> Path:
+    from vivit import evaluation
+
+    levels = cfg.get("eval", {}).get("submission") or {}
+    with _reported_as("eval.submission"):
+        missing = [k for k in ("sls_pt", "sls_tl", "sls_td") if levels.get(k) is None]
+        if missing:
+            raise ValueError(f"{', '.join('eval.submission.' + k for k in missing)}: set the supervision levels "
+                             "(integers 0-5) for the EPIC-KITCHENS challenge submission")
+        submission = evaluation.epic_submission(ids, logits["noun"], logits["verb"], int(levels["sls_pt"]),
+                                                int(levels["sls_tl"]), int(levels["sls_td"]))
+    return evaluation.write_json(output_dir / f"epic100_submission_{split}.json", submission)
 
 
 def _write_summary(summary: dict[str, Any], output_dir: Path, trainer: L.Trainer) -> None:
@@ -192,13 +354,18 @@ def print_summary(summary: dict[str, Any]) -> None:
         for split in splits:
             value = summary[split].get(f"{split}/{name}")
             is_accuracy = "top" in name
-            cells.append("" if value is None else f"{100 * value:.2f}%" if is_accuracy else f"{value:.4f}")
+            cells.append("" if value is None else f"{100 * value:.2f}%" if is_accuracy
+                         else f"{int(value)}" if name == "unreadable" else f"{value:.4f}")
         table.add_row(name, *cells)
-    unreadable = {k: int(v) for s in splits for k, v in summary[s].items() if k.startswith("data/unreadable_")}
     console = Console()
     console.print(table)
-    if any(unreadable.values()):
-        console.print("unreadable videos: " + ", ".join(f"{k.rsplit('_', 1)[1]} {v}" for k, v in unreadable.items()))
+    unreadable = {split: counts for split, counts in (summary.get("unreadable") or {}).items() if any(counts)}
+    if unreadable:  # per split, one number per pass (epoch) over it
+        console.print("unreadable videos per pass: " + ", ".join(f"{k} {v}" for k, v in unreadable.items()))
+    if "test_best" in summary:
+        best = {k.split("/", 1)[1]: v for k, v in summary["test_best"].items() if "top" in k}
+        console.print("best-by-val checkpoint on test (not the reported number): "
+                      + ", ".join(f"{k} {100 * v:.2f}%" for k, v in sorted(best.items())))
     if summary.get("checkpoint"):
         console.print(f"checkpoint: {summary['checkpoint']}")
     console.print(f"outputs:    {summary['output_dir']}")
@@ -256,8 +423,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
     run = build(cfg, stage)
     run.module.net.load_state_dict(weights)
     _check_class_names(saved.get("classes"), run.module.run_config["classes"], cfg.ckpt_path)
-    if cfg.eval.get("save_predictions"):
-        run.module.predictions = []
+    run.module.predictions = []  # per-video logits: the evaluation outputs (and predictions_<split>.pt)
     try:
         if stage == "validate":
             results = run.trainer.validate(run.module, datamodule=run.datamodule, verbose=False)
@@ -265,11 +431,15 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
             results = run.trainer.test(run.module, datamodule=run.datamodule, verbose=False)
     finally:
         finish_wandb()
+    split = "val" if stage == "validate" else "test"
+    output_dir = Path(cfg.paths.output_dir)
     summary = {"output_dir": str(cfg.paths.output_dir), "checkpoint": str(cfg.ckpt_path),
                "views": str(cfg.data.test_views), cfg.split: _metrics(results)}
-    if run.module.predictions is not None:
-        summary["predictions"] = _save_predictions(run, "val" if stage == "validate" else "test", Path(cfg.paths.output_dir))
-    _write_summary(summary, Path(cfg.paths.output_dir), run.trainer)
+    _merge(summary, _test_outputs(run, split, output_dir, cfg), split)
+    summary["unreadable"] = {split: run.module.unreadable_counts[split]}
+    if cfg.eval.get("save_predictions"):
+        summary["predictions"] = _save_predictions(run, split, output_dir)
+    _write_summary(summary, output_dir, run.trainer)
     return summary
 
 

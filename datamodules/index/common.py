@@ -212,8 +212,29 @@ class ReleaseIndex:
         raise NotImplementedError
 
 
-def label_index(label: str, index: Mapping[str, int], where: Path, hint: str) -> int:
+def label_index(label: str, index: Mapping[str, int], where: Path | str, hint: str) -> int:
     try:
         return index[label]
     except KeyError:
         raise ValueError(f"{where}: label {label!r} is not one of the {len(index)} classes ({hint})") from None
+
+
+class LabelCheck:
+    """Rows of one annotation file: a split is labelled when any row has a label, and then every row must have
+    one (an unlabelled row would silently leave the accuracy's denominator). `add(line, has_label)` per row,
+    `check()` at the end raises a ValueError naming the file and the first line without a label."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.labelled, self.empty = path, 0, []
+
+    def add(self, line: int, has_label: bool) -> None:
+        if has_label:
+            self.labelled += 1
+        else:
+            self.empty.append(line)
+
+    def check(self) -> None:
+        if self.labelled and self.empty:
+            raise ValueError(f"{self.path}:{self.empty[0]}: no label, but {self.labelled} other rows of this "
+                             f"labelled split have one ({len(self.empty)} rows without a label); label every row, "
+                             "or none for an unlabelled split")

@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 
 from ..records import VideoRecord
-from .common import ReleaseIndex, find_file, list_videos
+from .common import LabelCheck, ReleaseIndex, find_file, list_videos
 
 CLASS_FILES = {"noun": "EPIC_100_noun_classes.csv", "verb": "EPIC_100_verb_classes.csv"}
 FRAME_TEMPLATE = "frame_{:010d}.jpg"
@@ -114,13 +114,16 @@ class EpicKitchens100(ReleaseIndex):
         path = self.annotation_file(self.files[split])
         root = self.video_root()
         on_disk: dict[str, dict[str, str]] = {}  # participant -> {video id: folder or file name}
-        records, missing = [], 0
+        records, missing, labels = [], 0, LabelCheck(path)
         with path.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             if not {"video_id", "start_frame", "stop_frame"} <= set(reader.fieldnames or []):
                 raise ValueError(f"{path}: expected the EPIC-KITCHENS-100 header with video_id, start_frame and "
                                  f"stop_frame columns, got {reader.fieldnames}")
+            labelled_file = bool({"noun_class", "verb_class"} & set(reader.fieldnames))
             for row in reader:
+                if labelled_file:
+                    labels.add(reader.line_num, all(row.get(k) not in (None, "") for k in ("noun_class", "verb_class")))
                 video_id, participant = row["video_id"], row["participant_id"]
                 if participant not in on_disk:
                     on_disk[participant] = self._list(root / participant / SOURCES[self.source])
@@ -129,6 +132,7 @@ class EpicKitchens100(ReleaseIndex):
                     missing += 1
                     continue
                 records.append(self._record(row, root / participant / SOURCES[self.source] / name))
+        labels.check()
         return records, missing
 
     def _list(self, folder: Path) -> dict[str, str]:

@@ -18,7 +18,7 @@ import csv
 from pathlib import Path
 
 from ..records import VideoRecord
-from .common import ReleaseIndex, find_dir, find_file, label_index, list_videos
+from .common import LabelCheck, ReleaseIndex, find_dir, find_file, label_index, list_videos
 
 ANNOTATIONS = {  # candidate annotation files per split, first found wins
     400: {"train": ["train.csv"], "val": ["val.csv"], "test": ["test.csv"]},
@@ -94,7 +94,8 @@ class Kinetics(ReleaseIndex):
             if "youtube_id" not in fields or "time_start" not in fields:
                 raise ValueError(f"{path}: expected the CVDF header 'label,youtube_id,time_start,time_end,split', "
                                  f"got {','.join(fields) or 'an empty file'}")
-            return [{k: (v or "").strip() for k, v in row.items() if k} for row in reader]
+            return [{**{k: (v or "").strip() for k, v in row.items() if k}, "_line": str(reader.line_num)}
+                    for row in reader]
 
     # -- records --------------------------------------------------------------------------------------
 
@@ -111,13 +112,15 @@ class Kinetics(ReleaseIndex):
                     videos[key] = directory / name
         index = {name: i for i, name in enumerate(self.classes)}
         hint = f"classes are the labels of {self.annotation_file('train')}"
-        records, missing = [], 0
+        records, missing, labels = [], 0, LabelCheck(path)
         for row in self.rows(path):
+            labels.add(int(row["_line"]), bool(row.get("label")))
             key = clip_key(row["youtube_id"], row["time_start"], row["time_end"])
             video = videos.get(key)
             if video is None:
                 missing += 1
                 continue
-            label = label_index(row["label"], index, path, hint) if row.get("label") else None
+            label = label_index(row["label"], index, f"{path}:{row['_line']}", hint) if row.get("label") else None
             records.append(VideoRecord(path=video, label=label, id=f"{key[0]}_{key[1]:06d}_{key[2]:06d}"))
+        labels.check()
         return records, missing
