@@ -92,6 +92,8 @@ class VideoClassifier(L.LightningModule):
         self.metrics = nn.ModuleDict(
             {f"{stage}_{name}": MeanMetric() for stage in STAGES for name in self._metric_names()}
         )
+        # the evaluation loss as a mean over videos, summed over DDP ranks like the accuracies (exact on any count)
+        self.losses = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
         self.run_config: dict[str, Any] | None = None  # set by train.py; saved in checkpoints for eval/load
         self.predictions: list[dict[str, Tensor]] | None = None  # set to [] to collect test predictions
 
@@ -181,7 +183,8 @@ class VideoClassifier(L.LightningModule):
             video, targets = mixup(video, targets, self.hparams.mixup_alpha)
         logits = self(video)
         loss = self._loss(logits, targets)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=video.shape[0])
+        # sync_dist: the logged loss is the mean over ranks (every rank trains on an equal share of a batch)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=video.shape[0], sync_dist=True)
         with torch.no_grad():
             self._update_metrics("train", logits, labels)
         return loss
@@ -196,7 +199,8 @@ class VideoClassifier(L.LightningModule):
         video, labels = batch["video"], self._labels(batch)
         logits = self.forward_views(video) if video.ndim == 6 else self(video)
         loss = self._loss(logits, self._targets(labels))
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=video.shape[0])
+        self.losses[stage].update(loss, weight=video.shape[0])
+        self.log(f"{stage}/loss", self.losses[stage], on_step=False, on_epoch=True)
         self._update_metrics(stage, logits, labels, batch.get("valid"))
         if self.predictions is not None:
             self.predictions.append({"index": batch["index"].cpu(), **{f"logits/{k}": v.float().cpu() for k, v in logits.items()}})
