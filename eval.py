@@ -6,6 +6,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from vivit.distributed import one_job
 from vivit.tasks import ConfigError, evaluate, set_project_root
 
 set_project_root(__file__)
@@ -14,7 +15,8 @@ set_project_root(__file__)
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     try:
-        evaluate(cfg, overrides=list(HydraConfig.get().overrides.task))
+        with one_job():
+            evaluate(cfg, overrides=list(HydraConfig.get().overrides.task))
     except ConfigError as error:
         sys.exit(f"error: {error}")
 

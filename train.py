@@ -7,6 +7,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from vivit.distributed import one_job
 from vivit.tasks import ConfigError, set_project_root, train
 
 set_project_root(__file__)
@@ -15,7 +16,8 @@ set_project_root(__file__)
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:
-        summary = train(cfg)
+        with one_job():  # DDP: this job's ranks end with it (vivit/distributed.py)
+            summary = train(cfg)
     except ConfigError as error:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # let the sweep run its other jobs; Hydra reports the failure at the end

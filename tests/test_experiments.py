@@ -22,6 +22,7 @@ from omegaconf.errors import InterpolationToMissingValueError
 
 from experiments import collect as collector
 from experiments.paper import TABLES, variant
+from vivit.distributed import apply_global_batch
 from tests.conftest import CONF, ROOT, compose_config
 from tests.test_train import run_cli, small_overrides
 from vivit.checkpoint import build_model
@@ -81,6 +82,7 @@ def test_paper_preset_expands_into_jobs_that_compose(preset, tmp_path):
         assert model["num_frames"] == data["num_frames"] == 32 and data["crop_size"] == model["img_size"]
         # the paper's recipe (Table 7): momentum SGD, global batch 64 on one device, image-ViT or video initialisation
         assert job_cfg.optim.optimizer._target_ == "torch.optim.SGD" and job_cfg.optim.optimizer.momentum == 0.9
+        assert job_cfg.global_batch == 64 and apply_global_batch(job_cfg).startswith("global batch 64 = 8 per device")
         assert data["batch_size"] * job_cfg.trainer.devices * job_cfg.trainer.accumulate_grad_batches == 64
         assert model["init"].endswith("orig_in21k") or model["init"] == "/checkpoints/vivit_b_fe_k400.pt"
         with torch.device("meta"):

@@ -98,6 +98,8 @@ class VideoClassifier(L.LightningModule):
         # the count of every finished pass: what metrics.json reports
         self.unreadable = nn.ModuleDict({f"{stage}_unreadable": SumMetric() for stage in STAGES})
         self.unreadable_counts: dict[str, list[int]] = {stage: [] for stage in STAGES}
+        # the evaluation loss as a mean over videos, summed over DDP ranks like the accuracies (exact on any count)
+        self.losses = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
         self.run_config: dict[str, Any] | None = None  # set by train.py; saved in checkpoints for eval/load
         self.predictions: list[dict[str, Tensor]] | None = None  # set to [] to collect test predictions
 
@@ -191,7 +193,8 @@ class VideoClassifier(L.LightningModule):
         logits = self(video)
         loss = self._loss(logits, targets)
         self._count_unreadable("train", batch)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=video.shape[0])
+        # sync_dist: the logged loss is the mean over ranks (every rank trains on an equal share of a batch)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=video.shape[0], sync_dist=True)
         with torch.no_grad():
             self._update_metrics("train", logits, labels)
         return loss
@@ -206,7 +209,8 @@ class VideoClassifier(L.LightningModule):
         video, labels = batch["video"], self._labels(batch)
         logits = self.forward_views(video) if video.ndim == 6 else self(video)
         loss = self._loss(logits, self._targets(labels))
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=video.shape[0])
+        self.losses[stage].update(loss, weight=video.shape[0])
+        self.log(f"{stage}/loss", self.losses[stage], on_step=False, on_epoch=True)
         self._update_metrics(stage, logits, labels, batch.get("valid"))
         self._count_unreadable(stage, batch)
         if self.predictions is not None:

@@ -19,10 +19,12 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
 from vivit.checkpoint import INIT_KEYS, build_model, plain_classes, read_checkpoint
+from vivit.distributed import RankSeed, apply_global_batch, start_ranks_from_job
 from vivit.loggers import finish_wandb
 from vivit.module import VideoClassifier
 
@@ -155,6 +157,10 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed, workers=True)
+    with _reported_as("global_batch"):
+        split = apply_global_batch(cfg)
+    if split:
+        rank_zero_info(split)
     if cfg.get("eval") and cfg.eval.get("views"):  # the command line's test protocol wins over the data config's
         cfg.data.test_views = cfg.eval.views
     datamodule = _instantiate(cfg.data, "data")
@@ -172,7 +178,9 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
     callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
     if not loggers:  # Lightning raises on a LearningRateMonitor without a logger
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]
+    callbacks.append(RankSeed(cfg.seed))
     trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    start_ranks_from_job(trainer, cfg)  # DDP under Hydra: extra ranks re-create this job (vivit/distributed.py)
     with _reported_as("data"):  # surface a missing dataset root or annotation file now, not after an epoch
         datamodule.prepare_data()
         datamodule.setup(stage)
@@ -418,7 +426,10 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
     if cfg.split not in ("val", "test"):
         raise ConfigError(f"split: expected 'val' or 'test', got '{cfg.split}'.")
     weights, saved = read_run_checkpoint(cfg.ckpt_path)
-    cfg = merge_saved_config(cfg, saved, overrides or [])
+    if not cfg.eval.get("merged"):  # DDP's extra ranks start from rank 0's config, already merged
+        cfg = merge_saved_config(cfg, saved, overrides or [])
+        with open_dict(cfg):
+            cfg.eval.merged = True
     stage = "validate" if cfg.split == "val" else "test"
     run = build(cfg, stage)
     run.module.net.load_state_dict(weights)

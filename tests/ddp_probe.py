@@ -1,0 +1,49 @@
+"""Test instrumentation loaded into train.py runs with `+callbacks.probe._target_=tests.ddp_probe.Probe`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import lightning as L
+
+import vivit.module
+
+
+class Probe(L.Callback):
+    """Writes, per rank, its pid, the training sample indices and the mixup lambdas it drew: probe_rank<r>.json.
+
+    `crash_rank`: that rank raises after its first training batch (a rank that dies alone)."""
+
+    def __init__(self, output_dir: str, crash_rank: int | None = None) -> None:
+        self.output_dir, self.crash_rank = Path(output_dir), crash_rank
+        self.indices: list[int] = []
+        self.lambdas: list[float] = []
+        mixup = vivit.module.mixup
+
+        def recording_mixup(video, targets, alpha):
+            mixed, mixed_targets = mixup(video, targets, alpha)
+            # mixed = lam * video + (1 - lam) * video.flip(0): lam from the element where the two differ most
+            diff = (video - video.flip(0)).flatten()
+            j = int(diff.abs().argmax())
+            self.lambdas.append(float((mixed.flatten()[j] - video.flip(0).flatten()[j]) / diff[j]))
+            return mixed, mixed_targets
+
+        vivit.module.mixup = recording_mixup
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.indices += batch["index"].tolist()
+        if self.crash_rank == trainer.global_rank and batch_idx == 1:
+            raise RuntimeError(f"probe: rank {trainer.global_rank} crashes on purpose")
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._write(trainer)
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._write(trainer)  # the pid is known even if the run dies later
+
+    def _write(self, trainer) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        record = {"pid": os.getpid(), "world_size": trainer.world_size, "indices": self.indices, "lambdas": self.lambdas}
+        (self.output_dir / f"probe_rank{trainer.global_rank}.json").write_text(json.dumps(record))

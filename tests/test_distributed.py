@@ -1,0 +1,141 @@
+"""Several processes (gloo on the CPU): sweeps of DDP jobs, metrics reduced over ranks, per-rank randomness,
+the global batch, and the SLURM launcher preset."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, compose_config
+from tests.test_train import SMALL_DATA
+from vivit.distributed import accumulation_for, apply_global_batch
+from vivit.tasks import ConfigError, build
+
+DDP = ["trainer.accelerator=cpu", "trainer.strategy=ddp", "trainer.max_epochs=1", "threads=1"]
+PROBE = ["+callbacks.probe._target_=tests.ddp_probe.Probe", "+callbacks.probe.output_dir=${paths.output_dir}"]
+
+
+def run_train(*args: str, cwd: Path, wandb: str = "disabled") -> tuple[subprocess.CompletedProcess, float]:
+    env = {**os.environ, "WANDB_MODE": wandb, "WANDB_DIR": str(cwd / "wandb"), "HF_HUB_OFFLINE": "1"}
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env, capture_output=True,
+                            text=True, timeout=400)
+    return result, time.monotonic() - start
+
+
+def probes(job_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(job_dir.glob("probe_rank*.json"))]
+
+
+def alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_multirun_of_ddp_jobs_one_folder_and_one_wandb_run_per_job(synthetic_root, tmp_path):
+    """`-m` x 2 processes: each job's extra rank re-creates that job, not the sweep."""
+    out = tmp_path / "outputs"
+    result, seconds = run_train("-m", "trainer.log_every_n_steps=5,10", "trainer.devices=2", *DDP, *SMALL_DATA,
+                                f"data.root={synthetic_root}", "regularisation.mixup_alpha=0.5", *PROBE,
+                                f"paths.log_dir={out}", f"hydra.sweep.dir={out}/sweep", cwd=tmp_path, wandb="offline")
+    print(f"multirun x DDP: rc {result.returncode}, {seconds:.1f} s")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("Launching 2 jobs") + result.stderr.count("Launching 2 jobs") == 1
+    # exactly the sweep folder with its two jobs; nothing else in the outputs or the working folder
+    assert sorted(p.name for p in out.iterdir()) == ["sweep"]
+    assert sorted(p.name for p in (out / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
+    assert not (tmp_path / "lightning_logs").exists() and not (tmp_path / "outputs" / "train").exists()
+    jobs = [out / "sweep" / name for name in ("0", "1")]
+    for job in jobs:
+        assert len(list(job.glob("metrics.json"))) == 1 and (job / "checkpoints" / "last.ckpt").is_file()
+        assert [p.name for p in job.iterdir() if p.is_dir() and p.name not in (".hydra", "wandb")] == ["checkpoints"]
+        # one W&B run per job (rank 0's), in the sweep's group
+        runs = list((job / "wandb").glob("offline-run-*/run-*.wandb"))
+        assert len(runs) == 1 and b"train-sweep" in runs[0].read_bytes()
+        print(f"{job.name}: " + ", ".join(sorted(p.name for p in job.iterdir())))
+    # every rank of both jobs has exited
+    ranks = [r for job in jobs for r in probes(job)]
+    assert [r["world_size"] for r in ranks] == [2, 2, 2, 2]
+    assert not any(alive(r["pid"]) for r in ranks)
+
+    # per-rank randomness (scenic binds mixup and dropout to the device): disjoint samples, different lambdas
+    first, second = (probes(job) for job in jobs)
+    rank0, rank1 = first
+    assert len(rank0["indices"]) == len(rank1["indices"]) == 32 and not set(rank0["indices"]) & set(rank1["indices"])
+    assert len(rank0["lambdas"]) == 2 and rank0["lambdas"] != rank1["lambdas"]
+    # ... and a seeded job is reproducible: the second job (same seed) draws the same on each rank
+    assert [r["lambdas"] for r in second] == [r["lambdas"] for r in first]
+    assert [r["indices"] for r in second] == [r["indices"] for r in first]
+
+
+def test_sweep_declared_in_a_preset_changes_process_count_and_survives_a_dead_rank(synthetic_root, tmp_path):
+    """experiment=demo_ddp sweeps trainer.devices=2,1 (hydra.mode: MULTIRUN); rank 1 of the first job dies."""
+    out = tmp_path / "outputs"
+    result, seconds = run_train("experiment=demo_ddp", *DDP, *SMALL_DATA, f"data.root={synthetic_root}", "logger=none",
+                                *PROBE, "+callbacks.probe.crash_rank=1", f"paths.log_dir={out}",
+                                f"hydra.sweep.dir={out}/sweep", cwd=tmp_path)
+    print(f"preset sweep trainer.devices=2,1 with a dead rank: rc {result.returncode}, {seconds:.1f} s")
+    assert result.returncode == 1  # Hydra reports the failed job at the end of the sweep
+    assert "rank 1 crashes on purpose" in result.stderr
+    failed, done = out / "sweep" / "0", out / "sweep" / "1"
+    assert not (failed / "metrics.json").exists()
+    assert json.loads((done / "metrics.json").read_text())["val"]["val/top1"] >= 0
+    assert [r["world_size"] for r in probes(failed)] == [2, 2] and [r["world_size"] for r in probes(done)] == [1]
+    assert not any(alive(r["pid"]) for r in probes(failed) + probes(done))
+    assert sorted(p.name for p in (out / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
+
+
+def test_eval_on_one_and_two_processes_gives_the_same_numbers(synthetic_root, tmp_path):
+    """Top-1, top-5 and loss are reduced over ranks: 2 processes report what 1 process reports."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from vivit.checkpoint import build_model, save_checkpoint
+
+    cfg = compose_config("train", [f"data.root={synthetic_root}", *SMALL_DATA], output_dir=tmp_path)
+    model = {k: OmegaConf.to_container(cfg.model, resolve=r) for k, r in (("source", False), ("resolved", True))}
+    net = build_model(model["resolved"])
+    torch.manual_seed(0)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    save_checkpoint(tmp_path / "model.pt", net.state_dict(), model["source"], model["resolved"])
+    metrics = {}
+    for devices in (1, 2):
+        env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+        args = [f"ckpt_path={tmp_path / 'model.pt'}", "split=val", "data=synthetic", f"data.root={synthetic_root}",
+                *SMALL_DATA, "data.batch_size=12", "trainer.accelerator=cpu", f"trainer.devices={devices}",
+                "trainer.strategy=ddp" if devices > 1 else "trainer.strategy=auto", "logger=none", "threads=1",
+                f"hydra.run.dir={tmp_path / str(devices)}"]
+        result = subprocess.run([sys.executable, str(ROOT / "eval.py"), *args], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        metrics[devices] = json.loads((tmp_path / str(devices) / "metrics.json").read_text())["val"]
+    for key in ("val/top1", "val/top5", "val/loss"):
+        assert metrics[2][key] == pytest.approx(metrics[1][key], abs=1e-6), key
+    assert 0 < metrics[1]["val/top1"] < 1  # a model that is neither always right nor always wrong
+
+
+@pytest.mark.parametrize("devices,nodes,per_device,accumulation", [(1, 1, 8, 8), (8, 1, 8, 1), (16, 1, 4, 1),
+                                                                   (8, 2, 4, 1), (2, 1, 8, 4)])
+def test_global_batch_sets_the_accumulation(devices, nodes, per_device, accumulation):
+    assert accumulation_for(64, per_device, devices, nodes) == accumulation
+
+
+def test_global_batch_that_does_not_divide_is_a_one_line_error_naming_the_keys(synthetic_root, tmp_path):
+    overrides = ["experiment=paper/table2_variants", "data.root=/nonexistent", "trainer.devices=16"]
+    cfg = compose_config("train", overrides, output_dir=tmp_path)
+    with pytest.raises(ConfigError) as error:
+        build(cfg, "fit")
+    message = str(error.value)
+    assert message.startswith("global_batch: global_batch=64 is not a multiple of data.batch_size x trainer.devices")
+    assert "8 x 16 x 1 = 128" in message and "\n" not in message
+    cfg = compose_config("train", [*overrides, "data.batch_size=4"], output_dir=tmp_path)
+    assert apply_global_batch(cfg) == "global batch 64 = 4 per device x 16 devices x 1 accumulation"
+    assert cfg.trainer.accumulate_grad_batches == 1
+    cfg = compose_config("train", [*overrides[:2], "trainer=ddp"], output_dir=tmp_path)
+    assert apply_global_batch(cfg) == "global batch 64 = 8 per device x 8 devices x 1 accumulation"
