@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,26 @@ from omegaconf.errors import MissingMandatoryValue
 from vivit.checkpoint import INIT_KEYS, build_model, read_checkpoint
 from vivit.loggers import finish_wandb
 from vivit.module import VideoClassifier
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
     """A problem with the configuration or the files it points to, reported in one line."""
+
+
+class Preempted(Exception):
+    """The run was stopped by SIGTERM or SLURM's timeout signal after saving `last.ckpt`: not a success."""
+
+
+PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
+
+
+def _forward_to_sigterm(signum: int, frame: Any) -> None:
+    """SLURM's timeout signal (SIGUSR1, `#SBATCH --signal=USR1@90`) stops a run like SIGTERM: Lightning's
+    SIGTERM handler makes the loops stop at the next batch and the checkpoint callbacks save."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @dataclass
@@ -143,7 +158,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     try:
         if cfg.get("train", True):
-            run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=cfg.get("ckpt_path"))
+            _fit(run, cfg.get("ckpt_path"))
         checkpoint = _best_checkpoint(run.trainer)
         summary: dict[str, Any] = {"output_dir": str(output_dir), "checkpoint": checkpoint}
         summary["val"] = _metrics(run.trainer.validate(run.module, datamodule=run.datamodule, ckpt_path=checkpoint, verbose=False))
@@ -153,6 +168,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         finish_wandb()
     _write_summary(summary, output_dir, run.trainer)
     return summary
+
+
+def _fit(run: Run, ckpt_path: str | None) -> None:
+    """`trainer.fit`, turning a SIGTERM / SIGUSR1 stop (Lightning exits with code 0) into `Preempted`."""
+    previous = signal.signal(signal.SIGUSR1, _forward_to_sigterm) if hasattr(signal, "SIGUSR1") else None
+    try:
+        run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException as error:
+        last = [c.path for c in run.trainer.checkpoint_callbacks if hasattr(c, "path") and c.path.is_file()]
+        where = f"resume with ckpt_path={last[0]}" if last else "no checkpoint was saved"
+        raise Preempted(f"stopped by a signal at epoch {run.trainer.current_epoch}, step "
+                        f"{run.trainer.global_step}; {where}") from error
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGUSR1, previous)
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:
