@@ -8,7 +8,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from vivit.distributed import one_job
-from vivit.tasks import ConfigError, set_project_root, train
+from vivit.tasks import PREEMPTED_EXIT_CODE, ConfigError, Preempted, set_project_root, train
 
 set_project_root(__file__)
 
@@ -22,6 +22,9 @@ def main(cfg: DictConfig) -> float | None:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # let the sweep run its other jobs; Hydra reports the failure at the end
         sys.exit(f"error: {error}")
+    except Preempted as error:  # non-zero, so a scheduler does not take the run for finished
+        print(f"preempted: {error}", file=sys.stderr)
+        sys.exit(PREEMPTED_EXIT_CODE)
     # the value a Hydra sweeper optimises, when an experiment names one
     metric = cfg.get("optimized_metric")
     return summary.get("val", {}).get(metric) if metric else None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,9 @@ class TrainingCurves(L.Callback):
             if isinstance(value, torch.Tensor) and value.numel() == 1 and not key.endswith("_step"):
                 row[key.removesuffix("_epoch")] = float(value)
         self.history.append(row)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.on_fit_end(trainer, pl_module)  # an interrupted run keeps the epochs it finished
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.history or not trainer.is_global_zero:
@@ -61,3 +65,34 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+class LastCheckpoint(L.pytorch.callbacks.Checkpoint):
+    """`last.ckpt` = the latest state: written at every training epoch end and when the run is interrupted
+    (SIGTERM, SLURM's timeout signal, Ctrl+C), so resuming from it never repeats an epoch.
+
+    Lightning's `ModelCheckpoint(save_last=True)` refreshes `last.ckpt` only when it also writes a top-k file,
+    so with `save_top_k=1` it stays at the best epoch. Being a `Checkpoint`, this callback runs after the other
+    callbacks (Lightning orders checkpoint callbacks last): the best score and the history of the epoch it saves
+    are already up to date.
+    """
+
+    FILENAME = "last.ckpt"
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+
+    @property
+    def path(self) -> Path:
+        return self.dirpath / self.FILENAME
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.fast_dev_run and not trainer.sanity_checking:
+            trainer.save_checkpoint(self.path)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        # only interruptions: a bug's state is not worth resuming from, and it keeps the previous epoch's file
+        if isinstance(exception, (SIGTERMException, KeyboardInterrupt)) and not trainer.fast_dev_run:
+            trainer.save_checkpoint(self.path)
+            log.warning("interrupted: saved a resumable checkpoint at epoch %d, step %d: %s",
+                        trainer.current_epoch, trainer.global_step, self.path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +28,26 @@ from vivit.checkpoint import INIT_KEYS, build_model, plain_classes, read_checkpo
 from vivit.distributed import RankSeed, apply_global_batch, start_ranks_from_job
 from vivit.loggers import finish_wandb
 from vivit.module import VideoClassifier
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
     """A problem with the configuration or the files it points to, reported in one line."""
+
+
+class Preempted(Exception):
+    """The run was stopped by SIGTERM or SLURM's timeout signal after saving `last.ckpt`: not a success."""
+
+
+PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, what a shell reports for a process ended by SIGTERM
+
+
+def _forward_to_sigterm(signum: int, frame: Any) -> None:
+    """SLURM's timeout signal (SIGUSR1, `#SBATCH --signal=USR1@90`) stops a run like SIGTERM: Lightning's
+    SIGTERM handler makes the loops stop at the next batch and the checkpoint callbacks save."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @dataclass
@@ -204,7 +219,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         trained = cfg.get("train", True)
         if trained:
-            run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=cfg.get("ckpt_path"))
+            _fit(run, cfg.get("ckpt_path"))
         # None = the weights in memory: the final train state. Without training, the checkpoint given.
         weights = None if trained else cfg.get("ckpt_path")
         summary: dict[str, Any] = {"output_dir": str(output_dir), "tested": "final model",
@@ -224,6 +239,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+def _fit(run: Run, ckpt_path: str | None) -> None:
+    """`trainer.fit`, turning a SIGTERM / SIGUSR1 stop (Lightning exits with code 0) into `Preempted`."""
+    previous = signal.signal(signal.SIGUSR1, _forward_to_sigterm) if hasattr(signal, "SIGUSR1") else None
+    try:
+        run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException as error:
+        last = [c.path for c in run.trainer.checkpoint_callbacks if hasattr(c, "path") and c.path.is_file()]
+        where = f"resume with ckpt_path={last[0]}" if last else "no checkpoint was saved"
+        raise Preempted(f"stopped by a signal at epoch {run.trainer.current_epoch}, step "
+                        f"{run.trainer.global_step}; {where}") from error
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGUSR1, previous)
+
+
 def _merge(summary: dict[str, Any], extras: dict[str, Any], split: str) -> None:
     summary[split].update(extras.pop(split, {}))
     summary.update(extras)
@@ -231,8 +261,11 @@ def _merge(summary: dict[str, Any], extras: dict[str, Any], split: str) -> None:
 
 def _last_checkpoint(trainer: L.Trainer) -> str | None:
     """The checkpoint of the final weights (last.ckpt), else None (fast_dev_run saves none)."""
-    callback = trainer.checkpoint_callback
-    return (callback.last_model_path or None) if callback is not None else None
+    for callback in trainer.checkpoint_callbacks:
+        path = getattr(callback, "path", None) or getattr(callback, "last_model_path", None)
+        if path and Path(path).is_file():
+            return str(path)
+    return None
 
 
 def same_data(a: list, b: list) -> bool:
