@@ -44,7 +44,8 @@ def test_training_writes_checkpoints_metrics_and_curves(trained_run):
     assert Path(summary["checkpoint"]).parent == out / "checkpoints"
     last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert (last["epoch"], last["global_step"]) == (1, 8)  # the last of 2 epochs of 4 steps, not the best one
-    assert Path(summary["checkpoint"]).name.startswith("epoch")  # the best stays under its own name
+    assert Path(summary["checkpoint"]).name == "last.ckpt"  # the final weights are the tested ones (scenic)
+    assert any(p.name.startswith("epoch") for p in (out / "checkpoints").iterdir())  # the best keeps its own name
     names = [p.name for p in (out / "checkpoints").iterdir()]
     assert all("/" not in n for n in names) and not any(p.is_dir() for p in (out / "checkpoints").iterdir())
     history = json.loads((out / "history.json").read_text())
