@@ -245,8 +245,8 @@ def _fit(run: Run, ckpt_path: str | None) -> None:
     try:
         run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path)
     except SIGTERMException as error:
-        last = [c.path for c in run.trainer.checkpoint_callbacks if hasattr(c, "path") and c.path.is_file()]
-        where = f"resume with ckpt_path={last[0]}" if last else "no checkpoint was saved"
+        last = _last_checkpoint(run.trainer)
+        where = f"resume with ckpt_path={last}" if last else "no checkpoint was saved"
         raise Preempted(f"stopped by a signal at epoch {run.trainer.current_epoch}, step "
                         f"{run.trainer.global_step}; {where}") from error
     finally:
