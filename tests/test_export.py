@@ -35,3 +35,12 @@ def test_exports_match_eager_with_a_dynamic_batch(heads, tmp_path, capsys):
     for e, x, o in zip(eager, exported, onnx_outputs(tmp_path / "model.onnx", clip)):
         assert x.shape == o.shape == e.shape and e.shape[0] == 4
         assert (x - e).abs().max() < 1e-5 and (o - e).abs().max() < 1e-4
+
+
+def test_onnx_without_its_packages_is_one_line_naming_the_requirements_file(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else real(name, *a))
+    with pytest.raises(SystemExit, match=r"--onnx needs onnxscript: pip install -r requirements-export.txt"):
+        main([str(tmp_path / "absent.pt"), str(tmp_path / "m.pt2"), "--onnx", str(tmp_path / "m.onnx")])

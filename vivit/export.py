@@ -11,6 +11,7 @@ model; the largest absolute difference is printed and the export fails above `--
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -53,6 +54,11 @@ def export_onnx(model: nn.Module, path: str | Path, batch: int = 2) -> None:
                       dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
 
 
+def missing_onnx_packages() -> list[str]:
+    """The optional packages `--onnx` needs that are not installed (checked before any export work)."""
+    return [name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None]
+
+
 def onnx_outputs(path: str | Path, clip: torch.Tensor) -> list[torch.Tensor]:
     import onnxruntime
 
@@ -69,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=2, help="batch of the example used to trace (default 2)")
     parser.add_argument("--atol", type=float, default=1e-4, help="largest allowed difference from eager")
     args = parser.parse_args(argv)
+    if args.onnx:
+        missing = missing_onnx_packages()
+        if missing:
+            sys.exit(f"error: --onnx needs {', '.join(missing)}: pip install -r requirements-export.txt "
+                     "(or pip install .[export])")
     try:
         model = load_checkpoint(args.ckpt)
     except (ValueError, FileNotFoundError) as error:
