@@ -47,3 +47,18 @@ class Probe(L.Callback):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         record = {"pid": os.getpid(), "world_size": trainer.world_size, "indices": self.indices, "lambdas": self.lambdas}
         (self.output_dir / f"probe_rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+class SignalAtEpochEnd(L.Callback):
+    """Sends `signum` (a name, e.g. SIGUSR1) to this process at the end of training epoch `epoch` on rank 0: SLURM's
+    timeout signal. Writes signal_sent.json so a test can tell the attempt that got it."""
+
+    def __init__(self, output_dir: str, signum: str = "SIGUSR1", epoch: int = 0) -> None:
+        self.output_dir, self.signum, self.epoch = Path(output_dir), signum, epoch
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch and trainer.is_global_zero:
+            import signal
+
+            (self.output_dir / "signal_sent.json").write_text(json.dumps({"epoch": self.epoch, "pid": os.getpid()}))
+            os.kill(os.getpid(), getattr(signal, self.signum))
