@@ -124,14 +124,17 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"DDP on the CPU (gloo): vivit_tiny, {args.batch} clips/process/step, {args.threads} thread(s)/process")
+    table = Table(title=f"DDP on the CPU (gloo): vivit_tiny, {args.batch} clips/process/step, "
+                        f"{args.threads} thread(s)/process")
     for name in ("processes", "clips/s", "step ms", "no-sync ms", "comm %", "scaling"):
         table.add_column(name, justify="right")
     for r in rows:
-        table.add_row(str(r["processes"]), f"{r['clips_per_s']:.1f}", f"{r['step_ms']:.0f}", f"{r['nosync_step_ms']:.0f}",
+        table.add_row(str(r["processes"]), f"{r['clips_per_s']:.1f}", f"{r['step_ms']:.0f}",
+                      f"{r['nosync_step_ms']:.0f}",
                       f"{100 * r['comm_share']:.0f}%", f"{100 * r['scaling']:.0f}%")
     Console().print(table)
-    result = {"benchmark": "bench_ddp", "model": "vivit_tiny", "model_config": model_cfg, "batch_per_process": args.batch,
+    result = {"benchmark": "bench_ddp", "model": "vivit_tiny", "model_config": model_cfg,
+              "batch_per_process": args.batch,
               "steps": args.steps, "warmup": args.warmup, "threads_per_process": args.threads, "backend": "gloo",
               "device": "cpu", "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
               "platform": platform.platform(), "torch": torch.__version__, "rows": rows,

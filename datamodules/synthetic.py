@@ -175,7 +175,8 @@ class SyntheticVideos(FolderVideos):
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
         # the pool ends its workers with SIGTERM: they must not inherit a handler that ignores it (submitit's, in a
         # SLURM job, does), or leaving the block waits for them forever
-        with ctx.Pool(max(1, self.workers), initializer=signal.signal, initargs=(signal.SIGTERM, signal.SIG_DFL)) as pool:
+        reset_sigterm = {"initializer": signal.signal, "initargs": (signal.SIGTERM, signal.SIG_DFL)}
+        with ctx.Pool(max(1, self.workers), **reset_sigterm) as pool:
             for chunk, result in zip(chunks, pool.imap(_generate_chunk, chunks)):
                 rows[chunk[1]].extend(result)
                 done += len(result)

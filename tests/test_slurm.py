@@ -51,7 +51,8 @@ def submit(tmp_path: Path, overrides: list[str], sweep: list[list[str]], task_fu
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     # the submitting process waits for the jobs' results: there are none here
     monkeypatch.setattr(submitit.core.core.Job, "results", lambda self: [None])
-    cfg = compose_config("train", ["hydra/launcher=slurm", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    cfg = compose_config("train", ["hydra/launcher=slurm", "hydra.mode=MULTIRUN",
+                                   f"hydra.sweep.dir={tmp_path / 'sweep'}",
                                    "hydra.job.name=train", *overrides])  # train.py's job name
     launcher = instantiate(cfg.hydra.launcher)
     loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF)))
@@ -118,7 +119,8 @@ def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_c
 
     submit(tmp_path, [f"data.root={synthetic_root}", *SMALL_DATA, "logger=none", "trainer.accelerator=cpu",
                       "trainer.devices=1", "trainer.max_epochs=2", "threads=1", "test=false",
-                      "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "trainer.num_sanity_val_steps=0",
+                      "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+                      "trainer.num_sanity_val_steps=0",
                       "callbacks.curves=null", "callbacks.rich_progress_bar=null", "callbacks.throughput=null",
                       "+callbacks.signal._target_=tests.ddp_probe.SignalAtEpochEnd",
                       "+callbacks.signal.output_dir=${paths.output_dir}"],

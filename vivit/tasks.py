@@ -247,8 +247,8 @@ def _requeued_checkpoint(trainer: L.Trainer) -> str | None:
     if not restart_count():
         return None
     last = _last_checkpoint(trainer)
-    rank_zero_info(f"SLURM restart {restart_count()}: " + (f"resuming from {last}" if last else
-                                                            "no last.ckpt in the job folder, starting over"))
+    found = f"resuming from {last}" if last else "no last.ckpt in the job folder (Lightning takes its hpc_ckpt if any)"
+    rank_zero_info(f"SLURM restart {restart_count()}: {found}")
     return last
 
 
