@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -49,6 +50,17 @@ def test_fsdp_config_wraps_and_checkpoints_every_block_class_of_the_four_variant
     assert seen == wrapped == checkpointed == set(BLOCK_CLASSES)  # and nothing else (not a whole encoder)
 
 
+CLIP = 1e-3  # trainer.gradient_clip_val for the test: small enough that every step is clipped
+
+
+def global_grad_norm(model) -> float:
+    """The gradient norm over all ranks' shards."""
+    local = sum(float(p.grad.float().pow(2).sum()) for p in model.parameters() if p.grad is not None)
+    total = torch.tensor([local])
+    torch.distributed.all_reduce(total)
+    return float(total.sqrt())
+
+
 def _rank(rank: int, world: int, folder: str, queue) -> None:
     """One gloo rank: the config's FSDPStrategy wraps the tiny model, two SGD steps, the full state dict."""
     try:
@@ -82,11 +94,19 @@ def _rank(rank: int, world: int, folder: str, queue) -> None:
         strategy.model = model
         torch.manual_seed(rank)  # each rank its own batch, as under DDP
         video = torch.randn(2, 3, 8, 32, 32)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        # what the trainer gives the module: its FSDP-wrapped self (parameter groups, gradient clipping)
+        module._trainer = SimpleNamespace(model=model, strategy=strategy, precision_plugin=strategy.precision_plugin,
+                                          gradient_clip_val=CLIP, gradient_clip_algorithm="norm")
+        groups = module.parameter_groups()
+        optimizer = torch.optim.SGD(groups, lr=0.5)
+        norms = []
         for _ in range(2):  # the head starts at zero (scenic's init): the first step moves only the head
             logits = model(video)
             loss = sum(v.float().logsumexp(-1).mean() for v in logits.values())
             loss.backward()
+            before = global_grad_norm(model)
+            module.configure_gradient_clipping(optimizer, CLIP, "norm")  # what Lightning calls before the step
+            norms.append((before, global_grad_norm(model)))
             optimizer.step()
             optimizer.zero_grad()
         state = strategy.lightning_module_state_dict()
@@ -94,6 +114,8 @@ def _rank(rank: int, world: int, folder: str, queue) -> None:
             full = {n.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", ""):
                     p.detach().clone() for n, p in model.named_parameters()}
         if rank == 0:
+            torch.save({"norms": norms, "decay": len(groups[0]["params"]), "no_decay": len(groups[1]["params"])},
+                       f"{folder}/step_info.pt")
             checkpoint = {"state_dict": state}
             module.on_save_checkpoint(checkpoint)
             torch.save(checkpoint, f"{folder}/fsdp.ckpt")
@@ -108,6 +130,7 @@ def _rank(rank: int, world: int, folder: str, queue) -> None:
 
 def test_fsdp_checkpoint_is_one_full_state_dict_for_eval_and_load_checkpoint(tmp_path):
     from vivit import load_checkpoint
+    from vivit.module import VideoClassifier
     from vivit.tasks import read_run_checkpoint
 
     ctx = multiprocessing.get_context("fork")  # no re-import per rank; gloo needs no CUDA
@@ -134,5 +157,11 @@ def test_fsdp_checkpoint_is_one_full_state_dict_for_eval_and_load_checkpoint(tmp
     net = load_checkpoint(tmp_path / "fsdp.ckpt")
     for name, param in net.named_parameters():  # the trained (stepped) parameters, gathered from both ranks
         torch.testing.assert_close(param, full[f"net.{name}"].to(param.dtype), msg=name)
+    # gradient clipping by the norm over all shards (Lightning's FSDP plugin refuses norm clipping)
+    info = torch.load(tmp_path / "step_info.pt")
+    assert all(before > 2 * CLIP and after == pytest.approx(CLIP, rel=1e-3) for before, after in info["norms"]), info
+    # weight decay groups by the parameters' own rank, not by the 1-D views of FSDP's shards
+    plain = VideoClassifier(net=build_model(saved["vivit_config"]["resolved"]["model"]), optimizer=None).parameter_groups()
+    assert (info["decay"], info["no_decay"]) == (len(plain[0]["params"]), len(plain[1]["params"])) and info["decay"]
     stepped = [name for name, param in net.named_parameters() if not torch.equal(param, reference[name])]
     assert len(stepped) > len(reference) // 2  # the file holds the weights after the step, not the initial ones
