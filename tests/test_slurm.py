@@ -152,3 +152,26 @@ def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_c
     assert json.loads((job_dir / "metrics.json").read_text())["output_dir"] == str(job_dir)
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == [".submitit", "0", "multirun.yaml"] or \
         sorted(p.name for p in (tmp_path / "sweep").iterdir()) == [".submitit", "0"]
+
+
+def test_under_slurm_srun_starts_the_ranks_and_lightning_spawns_none(tmp_path, monkeypatch):
+    """Rank 1 of a 2-task SLURM job: the trainer of the preset takes its rank from SLURM, and vivit/distributed.py
+    keeps Lightning's launcher (it would start extra ranks from ranks.yaml on one node)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from vivit.distributed import JobRankLauncher, start_ranks_from_job
+
+    slurm = {"SLURM_JOB_ID": JOB_ID, "SLURM_JOB_NAME": "train", "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2",
+             "SLURM_JOB_NUM_NODES": "1", "SLURM_NNODES": "1", "SLURM_PROCID": "1", "SLURM_LOCALID": "1",
+             "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    cfg = compose_config("train", ["hydra/launcher=slurm", "hydra.mode=MULTIRUN", "trainer=ddp",
+                                   "trainer.accelerator=cpu", "trainer.devices=2", "logger=none"], output_dir=tmp_path)
+    assert HydraConfig.initialized()
+    trainer = instantiate(cfg.trainer, callbacks=[], logger=False)
+    assert trainer.global_rank == 1 and trainer.world_size == 2  # from SLURM's variables
+    start_ranks_from_job(trainer, cfg)
+    assert not isinstance(trainer.strategy.launcher, JobRankLauncher)
+    assert trainer.strategy.launcher is None or trainer.strategy.launcher.cluster_environment.creates_processes_externally
+    assert not (tmp_path / ".hydra" / "ranks.yaml").exists()
