@@ -38,7 +38,8 @@ def fake_slurm(bin_dir: Path, log: Path) -> None:
         (bin_dir / name).chmod(stat.S_IRWXU)
 
 
-def submit(tmp_path: Path, overrides: list[str], sweep: list[list[str]], task_function, monkeypatch) -> list[str]:
+def submit(tmp_path: Path, overrides: list[str], sweep: list[list[str]], task_function, monkeypatch,
+           sweep_dir: bool = True) -> list[str]:
     """Compose `-m hydra/launcher=slurm <overrides>`, and let the real launcher submit `sweep` (one list of
     overrides per job) through submitit to the fake sbatch. Returns the sbatch scripts."""
     from hydra._internal.callbacks import Callbacks
@@ -51,8 +52,8 @@ def submit(tmp_path: Path, overrides: list[str], sweep: list[list[str]], task_fu
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     # the submitting process waits for the jobs' results: there are none here
     monkeypatch.setattr(submitit.core.core.Job, "results", lambda self: [None])
-    cfg = compose_config("train", ["hydra/launcher=slurm", "hydra.mode=MULTIRUN",
-                                   f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    fixed = [f"hydra.sweep.dir={tmp_path / 'sweep'}"] if sweep_dir else []  # else: outputs/.../multiruns/<time>
+    cfg = compose_config("train", ["hydra/launcher=slurm", "hydra.mode=MULTIRUN", *fixed,
                                    "hydra.job.name=train", *overrides])  # train.py's job name
     launcher = instantiate(cfg.hydra.launcher)
     loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF)))
@@ -175,3 +176,19 @@ def test_under_slurm_srun_starts_the_ranks_and_lightning_spawns_none(tmp_path, m
     assert not isinstance(trainer.strategy.launcher, JobRankLauncher)
     assert trainer.strategy.launcher is None or trainer.strategy.launcher.cluster_environment.creates_processes_externally
     assert not (tmp_path / ".hydra" / "ranks.yaml").exists()
+
+
+def test_a_requeued_job_finds_the_same_timestamped_folder(tmp_path, monkeypatch):
+    """The default sweep folder is outputs/train/multiruns/<time>: the pickled submission that SLURM runs again on
+    a requeue carries the time resolved at submission, so a later attempt computes the same job folder."""
+    import submitit
+    from hydra.core.utils import setup_globals
+
+    submit(tmp_path, [f"paths.log_dir={tmp_path / 'out'}"], [["seed=0"]], print, monkeypatch, sweep_dir=False)
+    (pickle,) = (tmp_path / "out" / "train" / "multiruns").glob(f"*/.submitit/{JOB_ID}/{JOB_ID}_submitted.pkl")
+    time.sleep(1.1)  # `${now:%Y-%m-%d_%H-%M-%S}` would give another folder now
+    delayed = submitit.helpers.DelayedSubmission.load(pickle)  # what the job (and every requeue of it) unpickles
+    launcher, overrides = delayed.function, delayed.args[0]
+    setup_globals()  # what the launcher does in the job: registers `now`
+    job = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
+    assert Path(job.hydra.sweep.dir) == pickle.parents[2]
