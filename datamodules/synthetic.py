@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import time
 from fractions import Fraction
@@ -172,7 +173,10 @@ class SyntheticVideos(FolderVideos):
         print(f"generating {total} synthetic videos in {self.root}", end="" if tty else "\n", file=sys.stderr)
         rows: dict[str, list] = {split: [] for split in p["splits"]}
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-        with ctx.Pool(max(1, self.workers)) as pool:
+        # the pool ends its workers with SIGTERM: they must not inherit a handler that ignores it (submitit's, in a
+        # SLURM job, does), or leaving the block waits for them forever
+        reset_sigterm = {"initializer": signal.signal, "initargs": (signal.SIGTERM, signal.SIG_DFL)}
+        with ctx.Pool(max(1, self.workers), **reset_sigterm) as pool:
             for chunk, result in zip(chunks, pool.imap(_generate_chunk, chunks)):
                 rows[chunk[1]].extend(result)
                 done += len(result)

@@ -19,6 +19,7 @@ class Probe(L.Callback):
     def __init__(self, output_dir: str, crash_rank: int | None = None) -> None:
         self.output_dir, self.crash_rank = Path(output_dir), crash_rank
         self.indices: list[int] = []
+        self.seed: int | None = None
         self.lambdas: list[float] = []
         mixup = vivit.module.mixup
 
@@ -37,6 +38,13 @@ class Probe(L.Callback):
         if self.crash_rank == trainer.global_rank and batch_idx == 1:
             raise RuntimeError(f"probe: rank {trainer.global_rank} crashes on purpose")
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        # the seed the rank's generators were last seeded with (RankSeed: seed + rank); unlike the draws themselves,
+        # it does not depend on how much randomness each rank's own samples consumed
+        import torch
+
+        self.seed = torch.initial_seed()
+
     def on_train_end(self, trainer, pl_module) -> None:
         self._write(trainer)
 
@@ -45,5 +53,21 @@ class Probe(L.Callback):
 
     def _write(self, trainer) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        record = {"pid": os.getpid(), "world_size": trainer.world_size, "indices": self.indices, "lambdas": self.lambdas}
+        record = {"pid": os.getpid(), "world_size": trainer.world_size, "indices": self.indices,
+                  "lambdas": self.lambdas, "seed": self.seed}
         (self.output_dir / f"probe_rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+class SignalAtEpochEnd(L.Callback):
+    """Sends `signum` (a name, e.g. SIGUSR1) to this process at the end of training epoch `epoch` on rank 0: SLURM's
+    timeout signal. Writes signal_sent.json so a test can tell the attempt that got it."""
+
+    def __init__(self, output_dir: str, signum: str = "SIGUSR1", epoch: int = 0) -> None:
+        self.output_dir, self.signum, self.epoch = Path(output_dir), signum, epoch
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch and trainer.is_global_zero:
+            import signal
+
+            (self.output_dir / "signal_sent.json").write_text(json.dumps({"epoch": self.epoch, "pid": os.getpid()}))
+            os.kill(os.getpid(), getattr(signal, self.signum))

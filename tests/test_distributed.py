@@ -1,5 +1,5 @@
 """Several processes (gloo on the CPU): sweeps of DDP jobs, metrics reduced over ranks, per-rank randomness,
-the global batch, and the SLURM launcher preset."""
+the global batch (the SLURM launcher preset: tests/test_slurm.py)."""
 
 from __future__ import annotations
 
@@ -68,9 +68,12 @@ def test_multirun_of_ddp_jobs_one_folder_and_one_wandb_run_per_job(synthetic_roo
     rank0, rank1 = first
     assert len(rank0["indices"]) == len(rank1["indices"]) == 32 and not set(rank0["indices"]) & set(rank1["indices"])
     assert len(rank0["lambdas"]) == 2 and rank0["lambdas"] != rank1["lambdas"]
+    # ... because each rank is seeded seed + rank (different lambdas alone also come from the samples' own draws)
+    assert [rank0["seed"], rank1["seed"]] == [0, 1]
     # ... and a seeded job is reproducible: the second job (same seed) draws the same on each rank
     assert [r["lambdas"] for r in second] == [r["lambdas"] for r in first]
     assert [r["indices"] for r in second] == [r["indices"] for r in first]
+    assert [r["seed"] for r in second] == [r["seed"] for r in first]
 
 
 def test_sweep_declared_in_a_preset_changes_process_count_and_survives_a_dead_rank(synthetic_root, tmp_path):

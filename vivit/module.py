@@ -62,6 +62,13 @@ def mixup(video: Tensor, targets: dict[str, Tensor], alpha: float) -> tuple[Tens
     return mixed, {name: lam * t + (1 - lam) * t.flip(0) for name, t in targets.items()}
 
 
+def _unwrapped(name: str) -> str:
+    """A parameter's name without the wrappers' parts (DDP's `module.`, FSDP's and activation checkpointing's)."""
+    for part in ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module."):
+        name = name.replace(part, "")
+    return name.removeprefix("module.")
+
+
 class VideoClassifier(L.LightningModule):
     """Trains a video backbone with cross-entropy (label smoothing, mixup) and reports micro top-1/top-5.
 
@@ -102,6 +109,8 @@ class VideoClassifier(L.LightningModule):
         self.losses = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
         self.run_config: dict[str, Any] | None = None  # set by train.py; saved in checkpoints for eval/load
         self.predictions: list[dict[str, Tensor]] | None = None  # set to [] to collect test predictions
+        # each parameter's rank before any wrapping: FSDP (use_orig_params) exposes the sharded ones as 1-D views
+        self._param_ndim = {name: p.ndim for name, p in self.named_parameters()}
 
     @staticmethod
     def _head_sizes(num_classes: int | Mapping[str, int]) -> dict[str, int]:
@@ -262,8 +271,22 @@ class VideoClassifier(L.LightningModule):
         decay, no_decay = [], []
         for name, param in model.named_parameters():
             if param.requires_grad:
-                (no_decay if param.ndim <= 1 or f".{name}".endswith(skip) else decay).append(param)
+                ndim = self._param_ndim.get(_unwrapped(name), param.ndim)
+                (no_decay if ndim <= 1 or f".{name}".endswith(skip) else decay).append(param)
         return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Under FSDP the gradients are sharded: the root FSDP module clips by the norm over all shards (Lightning's
+        FSDP precision plugin refuses norm clipping, and per-shard clipping would be wrong)."""
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        model = self.trainer.strategy.model
+        by_norm = gradient_clip_algorithm in (None, "norm")
+        if gradient_clip_val and by_norm and isinstance(model, FullyShardedDataParallel):
+            model.clip_grad_norm_(gradient_clip_val)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer(params=self.parameter_groups())

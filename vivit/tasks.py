@@ -27,6 +27,7 @@ from omegaconf.errors import MissingMandatoryValue
 from vivit.checkpoint import INIT_KEYS, build_model, plain_classes, read_checkpoint
 from vivit.distributed import RankSeed, apply_global_batch, start_ranks_from_job
 from vivit.loggers import finish_wandb
+from vivit.slurm import check_launcher, lightning_requeues, restart_count
 from vivit.module import VideoClassifier
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -172,6 +173,8 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed, workers=True)
+    with _reported_as("hydra/launcher"):
+        check_launcher(cfg)
     with _reported_as("global_batch"):
         split = apply_global_batch(cfg)
     if split:
@@ -219,7 +222,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         trained = cfg.get("train", True)
         if trained:
-            _fit(run, cfg.get("ckpt_path"))
+            _fit(run, cfg.get("ckpt_path") or _requeued_checkpoint(run.trainer))
         # None = the weights in memory: the final train state. Without training, the checkpoint given.
         weights = None if trained else cfg.get("ckpt_path")
         summary: dict[str, Any] = {"output_dir": str(output_dir), "tested": "final model",
@@ -239,9 +242,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+def _requeued_checkpoint(trainer: L.Trainer) -> str | None:
+    """A requeued SLURM job's own last.ckpt (its folder is the same on every attempt, vivit/slurm.py)."""
+    if not restart_count():
+        return None
+    last = _last_checkpoint(trainer)
+    found = f"resuming from {last}" if last else "no last.ckpt in the job folder (Lightning takes its hpc_ckpt if any)"
+    rank_zero_info(f"SLURM restart {restart_count()}: {found}")
+    return last
+
+
 def _fit(run: Run, ckpt_path: str | None) -> None:
-    """`trainer.fit`, turning a SIGTERM / SIGUSR1 stop (Lightning exits with code 0) into `Preempted`."""
-    previous = signal.signal(signal.SIGUSR1, _forward_to_sigterm) if hasattr(signal, "SIGUSR1") else None
+    """`trainer.fit`, turning a SIGTERM / SIGUSR1 stop (Lightning exits with code 0) into `Preempted`.
+    Under Lightning's SLURM auto-requeue, SIGUSR1 stays Lightning's (save + `scontrol requeue`)."""
+    forward = hasattr(signal, "SIGUSR1") and not lightning_requeues(run.trainer)
+    previous = signal.signal(signal.SIGUSR1, _forward_to_sigterm) if forward else None
     try:
         run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path)
     except SIGTERMException as error:

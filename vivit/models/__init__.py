@@ -19,6 +19,16 @@ from .vivit import (
     ViViT,
 )
 
+# The transformer block classes of the four variants: FSDP's wrapping and activation-checkpointing unit
+# (conf/trainer/fsdp.yaml). ST, FE (spatial and temporal encoders) and FDP stack `Block`; FSA its own block.
+BLOCK_CLASSES = frozenset({Block, FactorisedSelfAttentionBlock})
+
+
+def block_classes() -> set[type]:
+    """BLOCK_CLASSES as a new set (Lightning turns a set of classes into FSDP's ModuleWrapPolicy)."""
+    return set(BLOCK_CLASSES)
+
+
 # The paper's four models by the short names the configs use (vivit_b_st, vivit_b_fe, ...).
 VARIANTS = {
     "st": SpatioTemporalViViT,
@@ -28,6 +38,8 @@ VARIANTS = {
 }
 
 __all__ = [
+    "BLOCK_CLASSES",
+    "block_classes",
     "Attention",
     "Block",
     "DropPath",
