@@ -28,6 +28,7 @@ from vivit.checkpoint import INIT_KEYS, build_model, plain_classes, read_checkpo
 from vivit.distributed import RankSeed, apply_global_batch, start_ranks_from_job
 from vivit.loggers import finish_wandb
 from vivit.module import VideoClassifier
+from vivit.seeding import EpochSeeds
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,7 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
     if not loggers:  # Lightning raises on a LearningRateMonitor without a logger
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]
     callbacks.append(RankSeed(cfg.seed))
+    callbacks.append(EpochSeeds(cfg.seed))  # every epoch's randomness from (seed, rank, epoch): exact resume
     trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     start_ranks_from_job(trainer, cfg)  # DDP under Hydra: extra ranks re-create this job (vivit/distributed.py)
     with _reported_as("data"):  # surface a missing dataset root or annotation file now, not after an epoch
