@@ -68,10 +68,15 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
     return torch.load(folder / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
 
 
+def _overrides(folder: Path) -> str:
+    path = folder / ".hydra" / "overrides.yaml"
+    return path.read_text() if path.is_file() else ""
+
+
 @pytest.fixture(scope="module")
 def killed_and_resumed(synthetic_root, tmp_path_factory):
     """Two train.py runs started at once (the reference, and one SIGKILLed at a random point after its first
-    checkpoint), then `train.py resume=<its folder>`. Every second of the next two minutes already has a run
+    checkpoint), then `train.py resume=<its folder>`. Every second of the next ten minutes already has a run
     folder, so both runs must pick a suffixed name."""
     from vivit.runs import TIME_FORMAT
 
@@ -79,15 +84,15 @@ def killed_and_resumed(synthetic_root, tmp_path_factory):
     runs = tmp / "outputs" / "train" / "runs"
     runs.mkdir(parents=True)
     now = time.time()
-    taken = {runs / time.strftime(TIME_FORMAT, time.localtime(now + s)) for s in range(-1, 120)}
+    taken = {runs / time.strftime(TIME_FORMAT, time.localtime(now + s)) for s in range(-1, 600)}
     for folder in taken:
         folder.mkdir()
     common = [f"data.root={synthetic_root}", *EXACT, f"paths.log_dir={tmp / 'outputs'}"]
     reference = start_train(*common, cwd=tmp)
-    killed = start_train(*common, cwd=tmp, wandb="offline")
+    killed = start_train(*common, "tags=[killed]", cwd=tmp, wandb="offline")  # tags: to tell the runs apart
     try:
         began = time.monotonic()
-        while not (mine := [f for f in run_folders(runs) - taken if (f / "wandb" / "run_id").is_file()]):
+        while not (mine := [f for f in run_folders(runs) - taken if "tags=[killed]" in _overrides(f)]):
             assert killed.poll() is None and time.monotonic() - began < 240, killed.communicate()[1][-3000:]
             time.sleep(0.2)
         folder = mine[0]
