@@ -98,7 +98,8 @@ def wandb_logger(save_dir: str, group: str | None = None, name: str | None = Non
     if mode != "disabled" and "id" not in kwargs:  # one W&B run per run folder, continued by every resume
         from vivit.runs import wandb_run_id
 
-        kwargs.update(id=wandb_run_id(save_dir), resume="allow")
+        run_id, resuming = wandb_run_id(save_dir)
+        kwargs.update(id=run_id, **({"resume": "allow"} if resuming else {}))
     return WandbLogger(
         save_dir=save_dir,
         name=name or Path(save_dir).name,

@@ -98,14 +98,15 @@ def _same_folder(folder: Path) -> list[str]:
     return [f"hydra.run.dir={_quoted(folder)}"]
 
 
-def wandb_run_id(save_dir: str | Path) -> str:
-    """The W&B run id of the run folder `save_dir`: made once (wandb/run_id), then reused by every resume."""
+def wandb_run_id(save_dir: str | Path) -> tuple[str, bool]:
+    """The W&B run id of the run folder `save_dir`, made once (wandb/run_id) then reused by every resume, and
+    whether it was there already (a resumed run)."""
     path = Path(save_dir) / "wandb" / "run_id"
     if path.is_file():
-        return path.read_text().strip()
+        return path.read_text().strip(), True
     run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # wandb's style
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f"run_id.{os.getpid()}")
     temporary.write_text(run_id + "\n")
     temporary.replace(path)
-    return run_id
+    return run_id, False
