@@ -123,7 +123,10 @@ def continue_logs(loggers: list, step: int) -> None:
     before that step and drop what the interrupted run logged after its checkpoint (the resumed run logs it
     again). Call before the loggers write anything."""
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.utilities import rank_zero_only
 
+    if rank_zero_only.rank != 0:  # DDP's other ranks do not write these logs
+        return
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger) and logger._experiment is None:
             logger._kwargs["purge_step"] = step  # SummaryWriter hides the events at and after it
