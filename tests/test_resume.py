@@ -1,4 +1,5 @@
-"""Runs that never lie: last.ckpt is the latest state, and a signal-stopped run saves it and exits non-zero."""
+"""Runs that never lie: last.ckpt is the latest state, a signal-stopped run saves it and exits non-zero, a killed
+run resumed with resume=<folder> ends exactly like the uninterrupted one, and run folders never collide."""
 
 from __future__ import annotations
 
