@@ -8,6 +8,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from vivit.distributed import one_job
+from vivit.runs import resume_arguments
 from vivit.tasks import PREEMPTED_EXIT_CODE, ConfigError, Preempted, set_project_root, train
 
 set_project_root(__file__)
@@ -31,4 +32,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    try:  # resume=<run folder>: the run's overrides, its last.ckpt and its folder (vivit/runs.py)
+        sys.argv = resume_arguments(sys.argv)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
     main()

@@ -71,11 +71,23 @@ class VideoDataset(Dataset):
         self.heads, self.on_error, self.cache = heads, on_error, cache
         self.crop_size = getattr(transform, "crop_size", None)
         self.num_errors = multiprocessing.Value("q", 0)  # shared with DataLoader worker processes
+        # >= 0: each item's random draws come from torch seeded with (item_seed, index), so a resumed run repeats
+        # them whichever worker loads the item (set every epoch by vivit.seeding.EpochSeeds); -1: the worker's
+        # own generator
+        self.item_seed = multiprocessing.Value("q", -1)
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        seed = self.item_seed.value
+        if seed < 0:
+            return self._item(i)
+        with torch.random.fork_rng(devices=[]):  # leaves the process's generator (num_workers=0) as it was
+            torch.manual_seed(_item_seed(seed, i))
+            return self._item(i)
+
+    def _item(self, i: int) -> dict[str, Any]:
         for attempt in range(10):
             try:
                 video = self.load(i)
@@ -132,6 +144,10 @@ class VideoDataset(Dataset):
         if self.mode == "test":
             shape = (self.views[0] * self.views[1],) + shape
         return torch.zeros(shape)
+
+
+def _item_seed(seed: int, index: int) -> int:
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
 def decode_all(records: Sequence[VideoRecord], short_side: int, on_error: str, name: str) -> list[np.ndarray | None]:

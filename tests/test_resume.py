@@ -1,8 +1,11 @@
-"""Runs that never lie: last.ckpt is the latest state, and a signal-stopped run saves it and exits non-zero."""
+"""Runs that never lie: last.ckpt is the latest state, a signal-stopped run saves it and exits non-zero, a killed
+run resumed with resume=<folder> ends exactly like the uninterrupted one, and run folders never collide."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -16,8 +19,8 @@ from tests.conftest import ROOT
 from tests.test_train import small_overrides
 
 
-def start_train(*args: str, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+def start_train(*args: str, cwd: Path, wandb: str = "disabled") -> subprocess.Popen:
+    env = {**os.environ, "WANDB_MODE": wandb, "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -48,3 +51,140 @@ def test_a_signal_saves_a_resumable_checkpoint_and_exits_non_zero(synthetic_root
     checkpoint = torch.load(last, map_location="cpu", weights_only=False)
     assert checkpoint["global_step"] >= 4 and "loops" in checkpoint and "optimizer_states" in checkpoint
     assert not (out / "metrics.json").exists()  # not reported as a finished run
+
+
+# ------------------------------------------------------------------------------ kill, resume, compare
+# Tiny and short, but with what decides a real run's randomness: a DataLoader worker (persistent, as the real
+# data configs use 8), mixup, dropout and shuffling. SIGKILL: no handler runs, last.ckpt is the last epoch end.
+EXACT = ["data.index.num_train=32", "data.index.num_val=16", "data.index.num_test=16", "data.batch_size=16",
+         "trainer.accelerator=cpu", "trainer.max_epochs=8", "threads=1", "test=false", "data.num_workers=1",
+         "regularisation.mixup_alpha=0.3", "model.dropout=0.1", "logger=[csv,wandb]"]
+
+
+def run_folders(runs: Path) -> set[Path]:
+    return {p for p in runs.iterdir() if p.is_dir()} if runs.is_dir() else set()
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return torch.load(folder / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+
+
+def _overrides(folder: Path) -> str:
+    path = folder / ".hydra" / "overrides.yaml"
+    return path.read_text() if path.is_file() else ""
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(synthetic_root, tmp_path_factory):
+    """Two train.py runs started at once (the reference, and one SIGKILLed at a random point after its first
+    checkpoint), then `train.py resume=<its folder>`. Every second of the next ten minutes already has a run
+    folder, so both runs must pick a suffixed name."""
+    from vivit.runs import TIME_FORMAT
+
+    tmp = tmp_path_factory.mktemp("kill")
+    runs = tmp / "outputs" / "train" / "runs"
+    runs.mkdir(parents=True)
+    now = time.time()
+    taken = {runs / time.strftime(TIME_FORMAT, time.localtime(now + s)) for s in range(-1, 600)}
+    for folder in taken:
+        folder.mkdir()
+    common = [f"data.root={synthetic_root}", *EXACT, f"paths.log_dir={tmp / 'outputs'}"]
+    reference = start_train(*common, cwd=tmp)
+    killed = start_train(*common, "tags=[killed]", cwd=tmp, wandb="offline")  # tags: to tell the runs apart
+    try:
+        began = time.monotonic()
+        while not (mine := [f for f in run_folders(runs) - taken if "tags=[killed]" in _overrides(f)]):
+            assert killed.poll() is None and time.monotonic() - began < 240, killed.communicate()[1][-3000:]
+            time.sleep(0.2)
+        folder = mine[0]
+        wait_for(folder / "checkpoints" / "last.ckpt", killed)
+        time.sleep(random.uniform(0, 1.0))  # an epoch here is ~0.1-0.5 s: somewhere in epochs 1-4
+        assert killed.poll() is None, "the run finished before it could be killed"
+        killed.kill()
+        killed.wait()
+        killed_at = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+        _, reference_err = reference.communicate(timeout=300)
+        resumed = start_train(f"resume={folder}", cwd=tmp, wandb="offline")
+        _, resumed_err = resumed.communicate(timeout=300)
+    finally:
+        for process in (reference, killed):
+            process.kill()
+    assert reference.returncode == 0, reference_err[-3000:]
+    assert resumed.returncode == 0, resumed_err[-3000:]
+    new = run_folders(runs) - taken
+    return {"runs": runs, "new": new, "folder": folder, "reference": next(iter(new - {folder}), None),
+            "killed_at": killed_at}
+
+
+def test_two_runs_started_at_once_get_their_own_folders(killed_and_resumed):
+    assert len(killed_and_resumed["new"]) == 2  # the reference and the killed run; the resume made none
+    assert all("_" in f.name[len("2026-12-03_10-00-00"):] for f in killed_and_resumed["new"])  # suffixed names
+
+
+def test_a_killed_run_resumed_ends_with_the_weights_of_the_uninterrupted_run(killed_and_resumed):
+    a, b = weights(killed_and_resumed["reference"]), weights(killed_and_resumed["folder"])
+    diff = max(float((a[k] - b[k]).abs().max()) for k in a)
+    print(f"killed after step {killed_and_resumed['killed_at']}; max |diff| of the final weights: {diff:.3g}")
+    assert diff <= 1e-6
+
+
+def test_the_resumed_run_continues_its_history_logs_best_score_and_wandb_run(killed_and_resumed):
+    import csv
+
+    ref, folder = killed_and_resumed["reference"], killed_and_resumed["folder"]
+    def history(run):  # each epoch's row, timings (perf/*) aside; train/unreadable: see docs/resume.md
+        return [{k: v for k, v in row.items() if not k.startswith("perf/") and k != "train/unreadable"}
+                for row in json.loads((run / "history.json").read_text())]
+    assert [row["epoch"] for row in history(folder)] == list(range(8))
+    assert history(folder) == history(ref)
+
+    def rows(run):  # (step, epoch, metric names) of each CSV row
+        with (run / "csv" / "metrics.csv").open() as file:
+            return [(r["step"], r["epoch"], sorted(k for k, v in r.items() if v and "/" in k and "clips_per_s" not in k))
+                    for r in csv.DictReader(file)]
+    assert rows(folder) == rows(ref)  # no epoch lost or logged twice
+
+    def best(run):
+        callbacks = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["callbacks"]
+        state = next(v for k, v in callbacks.items() if k.startswith("ModelCheckpoint"))
+        return float(state["best_model_score"]), Path(state["best_model_path"]).name
+    assert best(folder) == best(ref)
+    offline = sorted((folder / "wandb").glob("offline-run-*"))
+    assert len(offline) == 2 and len({p.name.rsplit("-", 1)[1] for p in offline}) == 1  # two starts, one run id
+    summary = json.loads((folder / "metrics.json").read_text())
+    assert summary["checkpoint"] == str(folder / "checkpoints" / "last.ckpt")
+    assert summary["unreadable"]["train"] == [0] * 8  # every epoch's pass, also those before the kill
+
+
+# ------------------------------------------------------------------------------ run folders and resume=
+def test_run_folders_made_at_the_same_moment_never_collide(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vivit.runs import new_run_dir
+
+    with ThreadPoolExecutor(8) as pool:
+        folders = list(pool.map(lambda _: new_run_dir(tmp_path), range(16)))
+    assert len(set(folders)) == 16 and all(f.is_dir() for f in folders)
+    stamps = {f.name.split("_")[0] + "_" + f.name.split("_")[1] for f in folders}
+    assert sorted(folders) == sorted(folders, key=lambda f: f.name)  # names sort by start time
+    assert len(stamps) <= 2  # one or two seconds: the rest are suffixed, not renamed
+
+
+def test_resume_repeats_the_runs_overrides_in_its_folder(tmp_path):
+    from vivit.runs import resume_arguments
+
+    run = tmp_path / "runs" / "2026-12-03_10-00-00"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("- trainer.max_epochs=4\n- ckpt_path=old.ckpt\n- data.root=/d\n")
+    with pytest.raises(ValueError, match=r"resume=.*no checkpoints/last.ckpt"):
+        resume_arguments(["train.py", f"resume={run}"])
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    args = resume_arguments(["train.py", f"resume={run}", "trainer.max_epochs=8"])
+    assert args[1:4] == ["trainer.max_epochs=4", "data.root=/d", "trainer.max_epochs=8"]  # the later one wins
+    assert args[4:] == [f'resume="{run}"', f'ckpt_path="{run}/checkpoints/last.ckpt"', f'hydra.run.dir="{run}"']
+    # ckpt_path= a run's last.ckpt continues in that folder; another checkpoint branches off into a new one
+    assert resume_arguments(["train.py", f"ckpt_path={run}/checkpoints/last.ckpt"])[-1] == f'hydra.run.dir="{run}"'
+    (run / "checkpoints" / "epoch001.ckpt").write_bytes(b"")
+    assert resume_arguments(["train.py", f"ckpt_path={run}/checkpoints/epoch001.ckpt"]) == \
+        ["train.py", f"ckpt_path={run}/checkpoints/epoch001.ckpt"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -28,7 +29,18 @@ class TrainingCurves(L.Callback):
         for key, value in trainer.callback_metrics.items():
             if isinstance(value, torch.Tensor) and value.numel() == 1 and not key.endswith("_step"):
                 row[key.removesuffix("_epoch")] = float(value)
-        self.history.append(row)
+        if self.history and self.history[-1]["epoch"] == row["epoch"]:
+            # resumed from this epoch's end: Lightning runs the epoch-end hooks once more
+            self.history[-1] = row
+        else:
+            self.history.append(row)
+
+    def state_dict(self) -> dict[str, Any]:
+        # in the checkpoint, so a resumed run appends to the epochs before it (history.json, curves.png)
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict.get("history", []))
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self.on_fit_end(trainer, pl_module)  # an interrupted run keeps the epochs it finished

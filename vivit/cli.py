@@ -29,11 +29,21 @@ def _command(config_name: str, task: Callable[..., Any], with_overrides: bool = 
             if HydraConfig.get().mode == RunMode.MULTIRUN:
                 raise  # the sweep runs its other jobs; Hydra reports the failure at the end
             sys.exit(f"error: {error}")
+        except tasks.Preempted as error:  # as train.py: non-zero, so a scheduler does not take it for finished
+            print(f"preempted: {error}", file=sys.stderr)
+            sys.exit(tasks.PREEMPTED_EXIT_CODE)
         metric = cfg.get("optimized_metric")  # the value a Hydra sweeper optimises
         return result.get("val", {}).get(metric) if metric and isinstance(result, dict) else None
 
     def run() -> Any:
         os.environ.setdefault("VIVIT_ROOT", os.getcwd())
+        if config_name == "train":  # resume=<run folder>, as train.py (vivit/runs.py)
+            from vivit.runs import resume_arguments
+
+            try:
+                sys.argv = resume_arguments(sys.argv)
+            except ValueError as error:
+                sys.exit(f"error: {error}")
         return main()
 
     return run

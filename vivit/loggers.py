@@ -95,6 +95,11 @@ def wandb_logger(save_dir: str, group: str | None = None, name: str | None = Non
     mode = resolve_wandb_mode()
     if mode == "offline":
         log.info("W&B: no credentials, logging offline. Upload later with: wandb sync %s/wandb/offline-run-*", save_dir)
+    if mode != "disabled" and "id" not in kwargs:  # one W&B run per run folder, continued by every resume
+        from vivit.runs import wandb_run_id
+
+        run_id, resuming = wandb_run_id(save_dir)
+        kwargs.update(id=run_id, **({"resume": "allow"} if resuming else {}))
     return WandbLogger(
         save_dir=save_dir,
         name=name or Path(save_dir).name,
@@ -111,3 +116,37 @@ def finish_wandb() -> None:
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
         wandb.finish()
+
+
+def continue_logs(loggers: list, step: int) -> None:
+    """Resuming in the same run folder at global step `step`: the CSV and TensorBoard logs keep what was logged
+    before that step and drop what the interrupted run logged after its checkpoint (the resumed run logs it
+    again). Call before the loggers write anything."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank != 0:  # DDP's other ranks do not write these logs
+        return
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger) and logger._experiment is None:
+            logger._kwargs["purge_step"] = step  # SummaryWriter hides the events at and after it
+        elif isinstance(logger, CSVLogger):
+            _keep_csv_rows_before(logger, step)
+
+
+def _keep_csv_rows_before(logger, step: int) -> None:
+    """Lightning's CSV writer deletes an existing metrics.csv when it starts: keep its rows before `step`."""
+    import csv
+
+    path = Path(logger.log_dir) / "metrics.csv"
+    if not path.is_file():
+        return
+    with path.open(newline="") as file:
+        reader = csv.DictReader(file)
+        header, rows = list(reader.fieldnames or []), [r for r in reader if r.get("step") and int(r["step"]) < step]
+    writer = logger.experiment  # deletes the file
+    writer.metrics_keys = sorted(header)  # so the first save appends under this header (or widens it)
+    with path.open("w", newline="") as file:
+        out = csv.DictWriter(file, fieldnames=writer.metrics_keys)
+        out.writeheader()
+        out.writerows(rows)

@@ -308,3 +308,9 @@ class VideoClassifier(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
             checkpoint["vivit_config"] = self.run_config
+        checkpoint["vivit_unreadable_counts"] = self.unreadable_counts  # a resumed run reports every pass
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "vivit_unreadable_counts" in checkpoint:
+            self.unreadable_counts = {stage: list(checkpoint["vivit_unreadable_counts"].get(stage, []))
+                                      for stage in STAGES}

@@ -26,12 +26,15 @@ from omegaconf.errors import MissingMandatoryValue
 
 from vivit.checkpoint import INIT_KEYS, build_model, plain_classes, read_checkpoint
 from vivit.distributed import RankSeed, apply_global_batch, start_ranks_from_job
-from vivit.loggers import finish_wandb
+from vivit.loggers import continue_logs, finish_wandb
 from vivit.slurm import check_launcher, lightning_requeues, restart_count
 from vivit.module import VideoClassifier
+from vivit.runs import register_resolvers
+from vivit.seeding import EpochSeeds
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
+register_resolvers()  # conf/hydra/default.yaml's run folders, also for configs composed by tests and notebooks
 
 
 class ConfigError(Exception):
@@ -189,6 +192,8 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
     module = _instantiate(cfg.module, "module", net=net, optimizer=cfg.optim.optimizer)
     module.run_config = run_config(cfg)
     loggers = _instantiate_group(cfg.get("logger"), "logger")
+    if stage == "fit" and cfg.get("ckpt_path"):  # resuming: the logs of a run folder continue from its checkpoint
+        continue_logs(loggers, checkpoint_step(cfg.ckpt_path))
     if stage == "fit":
         from vivit.dashboards import log_run_config
 
@@ -197,6 +202,7 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
     if not loggers:  # Lightning raises on a LearningRateMonitor without a logger
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]
     callbacks.append(RankSeed(cfg.seed))
+    callbacks.append(EpochSeeds(cfg.seed))  # every epoch's randomness from (seed, rank, epoch): exact resume
     trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     start_ranks_from_job(trainer, cfg)  # DDP under Hydra: extra ranks re-create this job (vivit/distributed.py)
     with _reported_as("data"):  # surface a missing dataset root or annotation file now, not after an epoch
@@ -206,6 +212,13 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
         if stage == "fit" and cfg.get("test", True):  # an unknown label in the test split: now, not after training
             datamodule.index.records("test")
     return Run(datamodule, module, trainer)
+
+
+def checkpoint_step(ckpt_path: str) -> int:
+    """The global step a Lightning checkpoint was saved at (memory-mapped: the weights are not read)."""
+    with _reported_as("ckpt_path"):
+        checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=False)
+    return int(checkpoint.get("global_step", 0))
 
 
 def _metrics(results: list[dict[str, float]]) -> dict[str, float]:
@@ -534,8 +547,10 @@ def _save_predictions(run: Run, split: str, output_dir: Path) -> str:
 
 
 def set_project_root(entry_point: str) -> None:
-    """Let `paths.root_dir` default to the folder of the entry point, wherever it is started from."""
+    """Let `paths.root_dir` default to the folder of the entry point, wherever it is started from; register the
+    run-folder resolver of conf/hydra/default.yaml."""
     os.environ.setdefault("VIVIT_ROOT", str(Path(entry_point).resolve().parent))
+    register_resolvers()
 
 
 # --------------------------------------------------------------------------------------------------- predict
