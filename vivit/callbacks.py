@@ -10,6 +10,8 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from vivit.atomic import atomic_path, write_atomically
+
 log = logging.getLogger(__name__)
 
 
@@ -37,7 +39,7 @@ class TrainingCurves(L.Callback):
         if not self.history or not trainer.is_global_zero:
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        (self.output_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+        write_atomically(self.output_dir / "history.json", json.dumps(self.history, indent=1))
         plot_curves(self.history, self.output_dir / "curves.png")
 
 
@@ -63,7 +65,8 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 

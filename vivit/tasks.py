@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
+from vivit.atomic import write_atomically
 from vivit.checkpoint import INIT_KEYS, build_model, plain_classes, read_checkpoint
 from vivit.distributed import RankSeed, apply_global_batch, start_ranks_from_job
 from vivit.loggers import finish_wandb
@@ -375,7 +376,7 @@ def _write_summary(summary: dict[str, Any], output_dir: Path, trainer: L.Trainer
     if not trainer.is_global_zero:
         return
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    write_atomically(output_dir / "metrics.json", json.dumps(summary, indent=2))
     print_summary(summary)
 
 

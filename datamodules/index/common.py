@@ -2,7 +2,7 @@
 files, one-pass folder listings, skipped-row reporting, and the on-disk record cache.
 
 A release index turns annotation files into `VideoRecord`s. Building the records of a full release means
-parsing ~250k annotation rows and listing ~250k video files, so the result is cached (pickled columns, under
+parsing ~250k annotation rows and listing ~250k video files, so the result is cached (JSON rows, under
 `cache_dir`) and keyed by the size and modification time of every annotation file and video folder it read:
 adding or removing a video changes its folder's mtime, editing an annotation file changes its own.
 """
@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -70,57 +69,80 @@ def _stat_key(path: Path) -> list:
 
 
 class RecordCache:
-    """Pickled results keyed by their inputs' (path, size, mtime) and the index's parameters.
+    """JSON results keyed by their inputs' (path, size, mtime) and the index's parameters (the split among them).
+
+    JSON, not pickle: loading a cache file cannot run code, whoever wrote it. Each file holds its own key next to
+    the value and is used only when that key is the one asked for, so a file copied over another (a val cache
+    under the train cache's name) or left by another version is rebuilt; so is a file that does not parse or
+    whose value does not have the expected form (`load` raises). Files are replaced atomically.
 
     `cache_dir=None` uses ~/.cache/vivit/index ($XDG_CACHE_HOME honoured); `False` disables caching. A dataset
     folder is never written to (it is often read-only or shared); a cache that cannot be written is skipped.
     """
 
+    SUFFIX = ".json"
+    # what a cache value may fail to turn into records with: the file parsed but holds something else
+    BAD_VALUE = (TypeError, ValueError, KeyError, IndexError, AttributeError)
+
     def __init__(self, cache_dir: str | Path | bool | None) -> None:
         self.dir = None if cache_dir is False else Path(cache_dir) if cache_dir else default_cache_dir()
         self.hits = 0  # loads served from the cache (for tests and logs)
 
-    def get(self, name: str, inputs: Iterable[Path], params: Mapping[str, Any], build: Callable[[], Any]) -> Any:
+    def get(self, name: str, inputs: Iterable[Path], params: Mapping[str, Any], build: Callable[[], Any],
+            load: Callable[[Any], Any] = lambda value: value, dump: Callable[[Any], Any] = lambda value: value) -> Any:
+        """`build()`, or its earlier result from the cache. `dump` turns a result into JSON-able data, `load`
+        turns that back (and raises one of `BAD_VALUE` when the data is not what `dump` makes)."""
         if self.dir is None:
             return build()
-        key = json.dumps({"v": CACHE_VERSION, "params": params, "inputs": [_stat_key(Path(p)) for p in inputs]},
-                         sort_keys=True, default=str)
-        path = self.dir / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:20]}.pkl"
+        key = json.loads(json.dumps({"v": CACHE_VERSION, "params": params,
+                                     "inputs": [_stat_key(Path(p)) for p in inputs]}, sort_keys=True, default=str))
+        digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+        path = self.dir / f"{name}-{digest}{self.SUFFIX}"
         try:
-            with path.open("rb") as f:
-                value = pickle.load(f)
+            stored = json.loads(path.read_bytes())
+            if not isinstance(stored, dict) or stored.get("key") != key:
+                raise ValueError("written for other inputs, parameters or split")
+            value = load(stored["value"])
             self.hits += 1
             return value
         except FileNotFoundError:
             pass
-        except Exception as e:  # noqa: BLE001 - a damaged cache file is rebuilt, never fatal
-            log.debug("index cache %s unreadable (%s); rebuilding", path, e)
+        except (OSError, UnicodeDecodeError, *self.BAD_VALUE) as e:  # json's errors are ValueErrors
+            log.info("index cache %s not used (%s: %s); rebuilding it", path, type(e).__name__, e)
         value = build()
-        self._write(path, name, value)
+        self._write(path, name, {"key": key, "value": dump(value)})
         return value
 
-    def _write(self, path: Path, name: str, value: Any) -> None:
+    def _write(self, path: Path, name: str, stored: dict) -> None:
+        from vivit.atomic import write_atomically
+
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            for stale in path.parent.glob(f"{name}-*.pkl"):  # earlier versions of the same result
-                stale.unlink(missing_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with tmp.open("wb") as f:
-                pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)  # atomic: a reader never sees half a file
+            for stale in [*path.parent.glob(f"{name}-*{self.SUFFIX}"), *path.parent.glob(f"{name}-*.pkl")]:
+                stale.unlink(missing_ok=True)  # earlier versions of the same result (.pkl: before the JSON cache)
+            write_atomically(path, json.dumps(stored, separators=(",", ":")))  # a reader never sees half a file
         except OSError as e:
             log.debug("index cache not written (%s): %s", path, e)
 
 
-# Records are cached as plain tuples of str/int/float: unpickling those takes 0.1 s for 234k rows, against ~2.7 s
-# for the same records pickled as dataclass instances (building the Path objects then dominates either way).
+# Records are cached as plain rows of str/int/float (JSON lists): parsing is fast, building the Path objects of the
+# records then dominates.
 def pack(records: Sequence[VideoRecord]) -> list[tuple]:
     return [(str(r.path), r.label, r.id, r.start, r.end, r.fps, r.frame_template, r.first_index) for r in records]
 
 
-def unpack(rows: Sequence[tuple]) -> list[VideoRecord]:
+def unpack(rows: Sequence[Sequence]) -> list[VideoRecord]:
+    """Records from `pack`'s rows (tuples, or the lists JSON gives back); a TypeError/ValueError if they are not."""
     return [VideoRecord(Path(p), label, id, start, end, fps, template, first)
             for p, label, id, start, end, fps, template, first in rows]
+
+
+def _class_names(value: Any) -> list[str] | dict[str, list[str]]:
+    """A cached class list (or one per head), checked: anything else is rebuilt."""
+    lists = value.values() if isinstance(value, dict) else [value]
+    if not all(isinstance(names, list) and all(isinstance(n, str) for n in names) for names in lists):
+        raise TypeError("not a list of class names")
+    return value
 
 
 class ReleaseIndex:
@@ -165,16 +187,21 @@ class ReleaseIndex:
             self.prepare()
             params = {"index": type(self).__name__, "root": str(self.root.resolve()), "split": split,
                       **self.params()}
-            built: dict[str, list[VideoRecord]] = {}
 
-            def build() -> tuple[list[tuple], int, int]:
+            def build() -> tuple[list[VideoRecord], int, int]:
                 records, missing = self.build(split)
-                built["records"] = records  # a cache miss keeps these instead of unpacking them again
-                return pack(records), missing, len(records) + missing
+                return records, missing, len(records) + missing
 
-            rows, missing, total = self.cache.get(f"{self.cache_name()}-{split}", self.split_inputs(split), params,
-                                                  build)
-            records = built["records"] if built else unpack(rows)
+            def dump(value: tuple[list[VideoRecord], int, int]) -> list:
+                records, missing, total = value
+                return [pack(records), missing, total]
+
+            def load(value: list) -> tuple[list[VideoRecord], int, int]:
+                rows, missing, total = value
+                return unpack(rows), int(missing), int(total)
+
+            records, missing, total = self.cache.get(f"{self.cache_name()}-{split}", self.split_inputs(split),
+                                                     params, build, load=load, dump=dump)
             self.missing[split] = missing
             if missing:  # reported once per split and process
                 log.warning("%s %s: %d of %d annotated clips have no video on disk and are skipped",
@@ -197,7 +224,7 @@ class ReleaseIndex:
 
     def cached_classes(self, inputs: Sequence[Path], build: Callable[[], Any]) -> Any:
         params = {"index": type(self).__name__, "root": str(self.root.resolve()), "classes": True, **self.params()}
-        return self.cache.get(f"{self.cache_name()}-classes", inputs, params, build)
+        return self.cache.get(f"{self.cache_name()}-classes", inputs, params, build, load=_class_names)
 
     def check(self) -> None:
         raise NotImplementedError
