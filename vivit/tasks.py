@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
+from vivit import preflight
 from vivit.atomic import write_atomically
 from vivit.checkpoint import INIT_KEYS, build_model, plain_classes, read_checkpoint
 from vivit.distributed import RankSeed, apply_global_batch, start_ranks_from_job
@@ -168,8 +169,13 @@ def run_config(cfg: DictConfig) -> dict[str, Any]:
     return {"source": source, "resolved": resolved}
 
 
-def build(cfg: DictConfig, stage: str = "fit") -> Run:
-    """Seed, instantiate data, model, callbacks, loggers and trainer, and check the data is there."""
+def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint | None = None) -> Run:
+    """Seed, instantiate data, model, callbacks, loggers and trainer, and check the data is there.
+
+    Mistakes that would surface after work are reported first (vivit/preflight.py); `checkpoint` (eval.py's, or
+    `train.py ckpt_path=`'s) must fit the model, which is checked before any data is generated or decoded."""
+    resume = preflight.check_before_work(cfg, stage)
+    checkpoint = checkpoint or resume
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed, workers=True)
@@ -184,6 +190,8 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
         with _reported_as("data"):
             cfg.data.num_classes = datamodule.resolve_num_classes()
     net = _build_net(cfg, initialise_weights=stage == "fit" and not cfg.get("ckpt_path"))
+    if checkpoint is not None:
+        preflight.check_fits(net, checkpoint, cfg)
     module = _instantiate(cfg.module, "module", net=net, optimizer=cfg.optim.optimizer)
     module.run_config = run_config(cfg)
     loggers = _instantiate_group(cfg.get("logger"), "logger")
@@ -465,7 +473,8 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
         with open_dict(cfg):
             cfg.eval.merged = True
     stage = "validate" if cfg.split == "val" else "test"
-    run = build(cfg, stage)
+    model = (saved.get("resolved") or {}).get("model")
+    run = build(cfg, stage, preflight.Checkpoint(str(cfg.ckpt_path), weights, model, "evaluate"))
     run.module.net.load_state_dict(weights)
     _check_class_names(saved.get("classes"), run.module.run_config["classes"], cfg.ckpt_path)
     run.module.predictions = []  # per-video logits: the evaluation outputs (and predictions_<split>.pt)
