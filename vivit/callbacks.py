@@ -50,7 +50,7 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [row["epoch"] + 1 for row in history]
+    epochs = [row["epoch"] for row in history]  # from 0, as the progress bar, checkpoint names and history.json
     keys = sorted({k for row in history for k in row} - {"epoch", "step"})
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for key in keys:
@@ -59,8 +59,8 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
             ax_loss.plot(epochs, values, marker=".", label=key)
         elif "top1" in key:
             ax_acc.plot(epochs, [100 * v for v in values], marker=".", label=key)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="%", title="top-1 accuracy", ylim=(0, 100))
+    ax_loss.set(xlabel="epoch (from 0)", ylabel="cross-entropy", title="loss")
+    ax_acc.set(xlabel="epoch (from 0)", ylabel="%", title="top-1 accuracy", ylim=(0, 100))
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()

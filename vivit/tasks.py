@@ -20,12 +20,13 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
 from vivit import preflight
 from vivit.atomic import write_atomically
+from vivit.console import model_line, piped_console_kwargs, quiet_libraries
 from vivit.checkpoint import INIT_KEYS, build_model, plain_classes, read_checkpoint
 from vivit.distributed import RankSeed, apply_global_batch, start_ranks_from_job
 from vivit.loggers import finish_wandb
@@ -174,6 +175,7 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
 
     Mistakes that would surface after work are reported first (vivit/preflight.py); `checkpoint` (eval.py's, or
     `train.py ckpt_path=`'s) must fit the model, which is checked before any data is generated or decoded."""
+    quiet_libraries()
     resume = preflight.check_before_work(cfg, stage)
     checkpoint = checkpoint or resume
     if cfg.get("threads"):
@@ -192,6 +194,8 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
     net = _build_net(cfg, initialise_weights=stage == "fit" and not cfg.get("ckpt_path"))
     if checkpoint is not None:
         preflight.check_fits(net, checkpoint, cfg)
+    if rank_zero_only.rank == 0:  # instead of Lightning's model summary (off in conf/trainer/default.yaml)
+        print(model_line(net, cfg.model), flush=True)
     module = _instantiate(cfg.module, "module", net=net, optimizer=cfg.optim.optimizer)
     module.run_config = run_config(cfg)
     loggers = _instantiate_group(cfg.get("logger"), "logger")
@@ -407,7 +411,7 @@ def print_summary(summary: dict[str, Any]) -> None:
             cells.append("" if value is None else f"{100 * value:.2f}%" if is_accuracy
                          else f"{int(value)}" if name == "unreadable" else f"{value:.4f}")
         table.add_row(name, *cells)
-    console = Console()
+    console = Console(**piped_console_kwargs())
     console.print(table)
     unreadable = {split: counts for split, counts in (summary.get("unreadable") or {}).items() if any(counts)}
     if unreadable:  # per split, one number per pass (epoch) over it
@@ -417,8 +421,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         console.print("best-by-val checkpoint on test (not the reported number): "
                       + ", ".join(f"{k} {100 * v:.2f}%" for k, v in sorted(best.items())))
     if summary.get("checkpoint"):
-        console.print(f"checkpoint: {summary['checkpoint']}")
-    console.print(f"outputs:    {summary['output_dir']}")
+        console.print(f"checkpoint: {summary['checkpoint']}", soft_wrap=True, highlight=False)
+    console.print(f"outputs:    {summary['output_dir']}", soft_wrap=True, highlight=False)
 
 
 # --------------------------------------------------------------------------------------------------- eval
