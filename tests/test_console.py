@@ -26,6 +26,8 @@ def test_a_piped_train_run_prints_clean_wide_lines_and_one_epoch_numbering(synth
     last = out / "checkpoints" / "last.ckpt"
     assert f"\ncheckpoint: {last}\n" in result.stdout  # the whole path on one line (> 80 characters)
     assert f"\noutputs:    {out}\n" in result.stdout
+    # the progress bar's last line keeps its metrics on it (rich wraps them at 80 columns when piped)
+    assert re.search(r"^Epoch 1/1 .* val/top1: [\d.]+ .*train/top1: [\d.]+ *$", printed, re.M), printed[-3000:]
     # the last epoch has one number in the progress bar, the checkpoints and history.json (curves: below)
     shown = [int(n) for n in re.findall(r"Epoch (\d+)/1\b", printed)]
     history = [row["epoch"] for row in json.loads((out / "history.json").read_text())]

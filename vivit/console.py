@@ -68,8 +68,12 @@ def model_line(net: nn.Module, model_cfg: Any) -> str:
     multiply-add convention, as `python -m vivit.flops` counts them)."""
     from vivit.flops import build_meta_model, model_stats
 
-    stats = model_stats(build_meta_model(model_cfg))
+    params = sum(p.numel() for p in net.parameters())
     trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
-    return (f"model: {type(net).__name__}, {stats['params'] / 1e6:.3g} M parameters ({trainable / 1e6:.3g} M "
-            f"trainable), {stats['gflops']:.3g} GFLOPs per view ({stats['num_frames']} frames x "
-            f"{stats['img_size']} px, {stats['tokens']} tokens)")
+    line = f"model: {type(net).__name__}, {params / 1e6:.3g} M parameters ({trainable / 1e6:.3g} M trainable)"
+    try:
+        stats = model_stats(build_meta_model(model_cfg))
+    except (AttributeError, NotImplementedError, RuntimeError):  # a model of your own without the ViViT geometry
+        return line
+    return (f"{line}, {stats['gflops']:.3g} GFLOPs per view ({stats['num_frames']} frames x {stats['img_size']} px, "
+            f"{stats['tokens']} tokens)")
