@@ -269,7 +269,7 @@ def test_a_cache_of_another_split_copied_over_is_rejected_and_rebuilt(built, tmp
     assert again.records("train") == train and again.cache.hits == 1  # classes from the cache, train rebuilt
     # a cache file that parses but holds something else is rebuilt too, not fatal
     stored = json.loads(by_split["val"].read_text())
-    by_split["val"].write_text(json.dumps({**stored, "value": [[["not", "a", "record"]], 0, 1]}))
+    by_split["val"].write_text(json.dumps({**stored, "value": [{"path": ["a", "b"], "label": [0]}, 0, 1]}))
     assert Kinetics(built["k400"].root, cache_dir=cache).records("val") == val
 
 

@@ -2,7 +2,7 @@
 files, one-pass folder listings, skipped-row reporting, and the on-disk record cache.
 
 A release index turns annotation files into `VideoRecord`s. Building the records of a full release means
-parsing ~250k annotation rows and listing ~250k video files, so the result is cached (JSON rows, under
+parsing ~250k annotation rows and listing ~250k video files, so the result is cached (JSON columns, under
 `cache_dir`) and keyed by the size and modification time of every annotation file and video folder it read:
 adding or removing a video changes its folder's mtime, editing an annotation file changes its own.
 """
@@ -22,7 +22,7 @@ log = logging.getLogger("datamodules.index")
 
 SPLITS = ("train", "val", "test")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
-CACHE_VERSION = 1  # bump when what an index builds changes
+CACHE_VERSION = 2  # bump when what an index builds changes (2: JSON columns)
 
 
 def default_cache_dir() -> Path:
@@ -125,16 +125,21 @@ class RecordCache:
             log.debug("index cache not written (%s): %s", path, e)
 
 
-# Records are cached as plain rows of str/int/float (JSON lists): parsing is fast, building the Path objects of the
-# records then dominates.
-def pack(records: Sequence[VideoRecord]) -> list[tuple]:
-    return [(str(r.path), r.label, r.id, r.start, r.end, r.fps, r.frame_template, r.first_index) for r in records]
+# Records are cached as one JSON list per field (columns): parsing flat lists is ~3x faster than a list per row,
+# and building the Path objects of the records then dominates.
+FIELDS = ("path", "label", "id", "start", "end", "fps", "frame_template", "first_index")
 
 
-def unpack(rows: Sequence[Sequence]) -> list[VideoRecord]:
-    """Records from `pack`'s rows (tuples, or the lists JSON gives back); a TypeError/ValueError if they are not."""
-    return [VideoRecord(Path(p), label, id, start, end, fps, template, first)
-            for p, label, id, start, end, fps, template, first in rows]
+def pack(records: Sequence[VideoRecord]) -> dict[str, list]:
+    return {"path": [str(r.path) for r in records], **{f: [getattr(r, f) for r in records] for f in FIELDS[1:]}}
+
+
+def unpack(columns: Mapping[str, Sequence]) -> list[VideoRecord]:
+    """Records from `pack`'s columns; a TypeError/KeyError/ValueError if `columns` is not what `pack` makes."""
+    fields = [columns[f] for f in FIELDS]
+    if len({len(values) for values in fields}) != 1:
+        raise ValueError("columns of different lengths")
+    return [VideoRecord(Path(path), *rest) for path, *rest in zip(*fields)]
 
 
 def _class_names(value: Any) -> list[str] | dict[str, list[str]]:
@@ -197,8 +202,8 @@ class ReleaseIndex:
                 return [pack(records), missing, total]
 
             def load(value: list) -> tuple[list[VideoRecord], int, int]:
-                rows, missing, total = value
-                return unpack(rows), int(missing), int(total)
+                columns, missing, total = value
+                return unpack(columns), int(missing), int(total)
 
             records, missing, total = self.cache.get(f"{self.cache_name()}-{split}", self.split_inputs(split),
                                                      params, build, load=load, dump=dump)
