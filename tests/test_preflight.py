@@ -76,6 +76,10 @@ def test_resuming_from_a_missing_foreign_truncated_or_weights_only_file_is_named
     torch.save({"state_dict": torch.load(checkpoint, weights_only=True)["state_dict"]}, weights_only)
     fails_before_work([f"ckpt_path={weights_only}"], tmp_path,
                       r"^ckpt_path: .* is not a training checkpoint \(no optimizer_states, loops\)")
+    # `train=false ckpt_path=...` only tests the checkpoint: its weights are enough
+    from vivit.preflight import read_resume_checkpoint
+
+    assert "blocks.0.attn.qkv.weight" in read_resume_checkpoint(str(weights_only), resume=False).weights
 
 
 def test_resuming_with_a_model_that_does_not_fit_names_the_model_key(checkpoint, tmp_path):

@@ -48,8 +48,8 @@ def check_before_work(cfg: DictConfig, stage: str) -> Checkpoint | None:
         check_writable(folder, key)
     _check_learning_rate(cfg)
     _check_cpu_devices(cfg)
-    if stage == "fit" and cfg.get("ckpt_path"):
-        return read_resume_checkpoint(str(cfg.ckpt_path))
+    if stage == "fit" and cfg.get("ckpt_path"):  # `train=false ckpt_path=...` only tests it: weights suffice
+        return read_resume_checkpoint(str(cfg.ckpt_path), resume=cfg.get("train", True))
     return None
 
 
@@ -104,10 +104,10 @@ def _check_cpu_devices(cfg: DictConfig) -> None:
                      f"set trainer.devices=1..{cores} (or trainer.accelerator=gpu on a GPU machine).")
 
 
-def read_resume_checkpoint(path: str) -> Checkpoint:
+def read_resume_checkpoint(path: str, resume: bool = True) -> Checkpoint:
     """The checkpoint `train.py ckpt_path=` resumes from, checked: present, a complete torch archive (an
-    interrupted write leaves it without its zip directory), with the state Lightning resumes. Tensors are
-    memory-mapped, not read."""
+    interrupted write leaves it without its zip directory), with the state Lightning resumes (`resume`; else
+    weights suffice). Tensors are memory-mapped, not read."""
     file = Path(path)
     if not file.is_file():
         raise _error(f"ckpt_path: no checkpoint file at '{path}'; pass the last.ckpt of a train.py run "
@@ -125,11 +125,14 @@ def read_resume_checkpoint(path: str) -> Checkpoint:
     except (RuntimeError, EOFError, ValueError) as error:  # a damaged archive member
         raise _error(f"ckpt_path: '{path}' cannot be read ({' '.join(str(error).split())[:200]}); resume from an "
                      "earlier checkpoint of the run.") from error
-    missing = [key for key in RESUME_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
-    if missing:
+    needed = RESUME_KEYS if resume else RESUME_KEYS[:1]
+    missing = [key for key in needed if not isinstance(checkpoint, dict) or key not in checkpoint]
+    if missing and resume:
         raise _error(f"ckpt_path: '{path}' is not a training checkpoint (no {', '.join(missing)}), so a run cannot "
                      "resume from it; to start a new run from its weights use model.init=PATH, to test it eval.py.")
-    state = checkpoint["state_dict"]
+    if missing:
+        raise _error(f"ckpt_path: '{path}' holds no weights (no state_dict); pass a checkpoint of a train.py run.")
+    state = checkpoint["state_dict"] if isinstance(checkpoint["state_dict"], dict) else {}
     weights = {k[len(PREFIX):]: v for k, v in state.items() if isinstance(k, str) and k.startswith(PREFIX)}
     model = ((checkpoint.get("vivit_config") or {}).get("resolved") or {}).get("model")
     return Checkpoint(path, weights, model, "resume")
