@@ -22,7 +22,8 @@ from lightning.pytorch.callbacks import RichProgressBar
 from torch import nn
 
 PIPED_WIDTH = 240
-LIBRARIES = r"(lightning|lightning_fabric|lightning_utilities|torch|torchvision|torchmetrics|timm|hydra|omegaconf|wandb)"
+LIBRARIES = ("(lightning|lightning_fabric|lightning_utilities|torch|torchvision|torchmetrics|timm|hydra|omegaconf"
+             "|wandb)")
 # (logger, start of the message) of library notices that say nothing about this run
 NOTICES = (
     ("lightning.pytorch.utilities.rank_zero", "💡 Tip:"),
