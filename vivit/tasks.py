@@ -176,13 +176,13 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
     Mistakes that would surface after work are reported first (vivit/preflight.py); `checkpoint` (eval.py's, or
     `train.py ckpt_path=`'s) must fit the model, which is checked before any data is generated or decoded."""
     quiet_libraries()
-    resume = preflight.check_before_work(cfg, stage)
-    checkpoint = checkpoint or resume
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed, workers=True)
-    with _reported_as("global_batch"):
+    with _reported_as("global_batch"):  # first: its message explains a devices x batch mismatch best
         split = apply_global_batch(cfg)
+    resume = preflight.check_before_work(cfg, stage)
+    checkpoint = checkpoint or resume
     if split:
         rank_zero_info(split)
     if cfg.get("eval") and cfg.eval.get("views"):  # the command line's test protocol wins over the data config's
