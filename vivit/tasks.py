@@ -178,11 +178,11 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
     quiet_libraries()
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
-    L.seed_everything(cfg.seed, workers=True)
     with _reported_as("global_batch"):  # first: its message explains a devices x batch mismatch best
         split = apply_global_batch(cfg)
     resume = preflight.check_before_work(cfg, stage)
     checkpoint = checkpoint or resume
+    L.seed_everything(cfg.seed, workers=True)
     if split:
         rank_zero_info(split)
     if cfg.get("eval") and cfg.eval.get("views"):  # the command line's test protocol wins over the data config's
