@@ -8,6 +8,12 @@ frames carries no information about the class: a model has to use time.
 Generated on first use under `root` as real .mp4 files plus `train.csv`, `val.csv`, `test.csv` and
 `classes.txt` in the layout `data=folder` reads, so the whole decoding path is exercised. A manifest of
 the generator's parameters makes later runs reuse the files, and regenerate when a parameter changes.
+
+Several runs may start at once on a fresh machine (a sweep, two terminals, DDP ranks on several nodes sharing a
+folder): generation holds a file lock next to `root` (`.<root name>.lock`), so one process generates and the
+others wait for it and then reuse its files. The dataset is written to a temporary folder with the manifest
+last and renamed into place, so a folder without a manifest (an interrupted older generator) is never taken for
+a finished one: it is rebuilt when it holds only what the generator writes, and left alone otherwise.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from filelock import FileLock, Timeout
 
 from .folder import FolderVideos
 from .records import VideoRecord
@@ -39,6 +46,8 @@ COLOURS = {  # RGB; far apart in chroma so they survive 4:2:0 subsampling
 DIRECTIONS = ("forward", "backward")
 CLASSES = [f"{colour}_{direction}" for colour in COLOURS for direction in DIRECTIONS]
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+# everything the generator writes under `root`: a folder holding only these names may be replaced
+GENERATED = {*SPLIT_IDS, *(f"{split}.csv" for split in SPLIT_IDS), "classes.txt", "manifest.json"}
 
 
 def colour_order(label: int) -> list[int]:
@@ -132,15 +141,37 @@ class SyntheticVideos(FolderVideos):
     def classes(self) -> list[str]:
         return list(CLASSES)
 
+    @property
+    def lock_path(self) -> Path:
+        return self.root.with_name(f".{self.root.name}.lock")
+
     def prepare(self) -> None:
-        """Generate the dataset unless `root` already holds one made with the same parameters."""
-        if not self.is_current():
-            self.generate()
+        """Generate the dataset unless `root` already holds one made with the same parameters; under a lock,
+        so that of several processes starting at once one generates and the others wait and reuse it."""
+        if self.is_current():
+            return
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.lock_path)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            print(f"waiting for another process to finish generating {self.root} (lock {self.lock_path})",
+                  file=sys.stderr)
+            lock.acquire()
+        try:
+            if not self.is_current():  # the process we waited for may have made it
+                self.generate()
+        finally:
+            lock.release()
 
     def is_current(self) -> bool:
+        """`root` holds a finished dataset with these parameters: its manifest, every split's CSV and videos."""
         manifest = self.root / "manifest.json"
         try:
-            return json.loads(manifest.read_text()) == self.params
+            if json.loads(manifest.read_text()) != self.params:
+                return False
+            return all((self.root / f"{split}.csv").is_file() and len(os.listdir(self.root / split)) == count
+                       for split, count in self.params["splits"].items())
         except (OSError, ValueError):
             return False
 
@@ -151,9 +182,10 @@ class SyntheticVideos(FolderVideos):
     def generate(self) -> None:
         """Write every split into a temporary folder next to `root`, then move it into place, so an
         interrupted generation is never mistaken for a finished one."""
-        if self.root.exists() and any(self.root.iterdir()) and not (self.root / "manifest.json").is_file():
-            raise FileExistsError(f"{self.root} exists and is not a synthetic dataset (no manifest.json); "
-                                  f"point data.root at an empty or new folder")
+        foreign = sorted(p.name for p in self.root.iterdir() if p.name not in GENERATED) if self.root.is_dir() else []
+        if foreign and not (self.root / "manifest.json").is_file():
+            raise FileExistsError(f"{self.root} exists and is not a synthetic dataset (no manifest.json, and it holds "
+                                  f"{', '.join(foreign[:3])}); point data.root at an empty or new folder")
         self.root.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale_partials()
         tmp = self.root.with_name(f".{self.root.name}.partial-{os.getpid()}")
@@ -190,13 +222,16 @@ class SyntheticVideos(FolderVideos):
                 writer.writerows((name, CLASSES[label]) for name, label in split_rows)
         (tmp / "classes.txt").write_text("\n".join(CLASSES) + "\n")
         (tmp / "manifest.json").write_text(json.dumps(self.params, indent=1))  # last: marks completion
-        if self.root.exists():
-            shutil.rmtree(self.root)
+        old = self.root.with_name(f".{self.root.name}.old-{os.getpid()}")
+        if self.root.exists():  # renamed away first: `root` is the old dataset or the new one, never a mix
+            os.replace(self.root, old)
         os.replace(tmp, self.root)
+        shutil.rmtree(old, ignore_errors=True)
 
     def _remove_stale_partials(self) -> None:
         """Delete temporary folders left by generations whose process died."""
-        for partial in self.root.parent.glob(f".{self.root.name}.partial-*"):
+        for partial in [*self.root.parent.glob(f".{self.root.name}.partial-*"),
+                        *self.root.parent.glob(f".{self.root.name}.old-*")]:
             try:
                 os.kill(int(partial.name.rsplit("-", 1)[1]), 0)  # still running: leave it alone
             except ProcessLookupError:

@@ -123,3 +123,49 @@ def test_classes_are_colour_cycles():
     assert colour_order(CLASSES.index("red_forward")) == [0, 1, 2, 3]
     assert colour_order(CLASSES.index("blue_backward")) == [2, 1, 0, 3]
     assert len({tuple(colour_order(label)) for label in range(8)}) == 8
+
+
+def _first_run(root, barrier, errors) -> None:
+    """A run's first use of the dataset, in a forked process: prepare it, then decode every video."""
+    try:
+        barrier.wait(timeout=60)  # both processes look for the dataset at the same moment
+        index = SyntheticVideos(root, num_train=16, num_val=8, num_test=8, workers=1)
+        index.prepare()
+        for split in ("train", "val", "test"):
+            for record in index.records(split):
+                assert read_frames(record, range(8)).shape == (8, 32, 32, 3), record.path
+    except BaseException as error:  # reported to the test, which fails on it
+        errors.put(f"{type(error).__name__}: {error}")
+        raise
+
+
+def test_two_processes_starting_at_once_generate_once_and_both_read_the_whole_dataset(tmp_path, capfd):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")  # no interpreter start-up: the test costs the generation only
+    root, barrier, errors = tmp_path / "synthetic", ctx.Barrier(2), ctx.Queue()
+    processes = [ctx.Process(target=_first_run, args=(root, barrier, errors)) for _ in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    stderr = capfd.readouterr().err
+    assert [p.exitcode for p in processes] == [0, 0], errors.get(timeout=1) if not errors.empty() else stderr[-3000:]
+    assert stderr.count("generating 32 synthetic videos") == 1, "one generates, the other waits and reuses"
+    assert SyntheticVideos(root, num_train=16, num_val=8, num_test=8).is_current()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".synthetic")) == [".synthetic.lock"]
+
+
+def test_a_folder_without_manifest_or_with_missing_videos_is_rebuilt(tmp_path):
+    root = tmp_path / "synthetic"
+    SyntheticVideos(root, **SMALL).prepare()
+    (root / "manifest.json").unlink()  # as an interrupted in-place generation leaves it
+    (root / "train" / "000003.mp4").write_bytes(b"\x00\x00\x00\x18ftyp")  # truncated
+    index = SyntheticVideos(root, **SMALL)
+    assert not index.is_current()
+    index.prepare()
+    assert index.is_current() and (root / "train" / "000003.mp4").stat().st_size > 100
+    (root / "val" / "000001.mp4").unlink()  # a manifest, but not every video
+    assert not index.is_current()
+    index.prepare()
+    assert len(read_frames(index.records("val")[1], range(8))) == 8

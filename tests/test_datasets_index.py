@@ -1,5 +1,6 @@
 """Release indexes read miniature releases in their real layouts: label maps, records, skipped rows, errors, cache."""
 
+import json
 import logging
 import os
 import time
@@ -193,7 +194,7 @@ def test_cache_second_load_is_equal_and_a_changed_annotation_invalidates_it(buil
     shutil.copytree(built["k400"].root, copy)
     first = Kinetics(copy, cache_dir=cache)
     records = first.records("train")
-    assert first.cache.hits == 0 and len(list(cache.glob("*.pkl"))) == 2  # classes + train records
+    assert first.cache.hits == 0 and len(list(cache.glob("*.json"))) == 2  # classes + train records
     second = Kinetics(copy, cache_dir=cache)
     assert second.records("train") == records and second.classes == first.classes
     assert second.cache.hits == 2 and second.missing["train"] == 1
@@ -207,7 +208,7 @@ def test_cache_second_load_is_equal_and_a_changed_annotation_invalidates_it(buil
     (copy / "train" / "abc_def-123_000000_000010.mp4").unlink()
     fourth = Kinetics(copy, cache_dir=cache)
     assert len(fourth.records("train")) == 3 and fourth.cache.hits == 1  # classes still cached
-    assert len(list(cache.glob("*.pkl"))) == 2  # stale entries are replaced, not piled up
+    assert len(list(cache.glob("*.json"))) == 2  # stale entries are replaced, not piled up
 
 
 def test_unwritable_cache_dir_is_skipped(built, tmp_path):
@@ -220,8 +221,73 @@ def test_unwritable_cache_dir_is_skipped(built, tmp_path):
 def test_damaged_cache_file_is_rebuilt(built, tmp_path):
     cache = tmp_path / "cache"
     expected = Kinetics(built["k400"].root, cache_dir=cache).records("val")
-    for path in cache.glob("*.pkl"):
+    for path in cache.glob("*.json"):
         path.write_bytes(b"\x80\x05garbage")
     again = Kinetics(built["k400"].root, cache_dir=cache)
     assert again.records("val") == expected and again.cache.hits == 0
     assert Kinetics(built["k400"].root, cache_dir=cache).records("val") == expected  # and rewritten
+
+
+class _Payload:
+    """What a crafted pickle does when loaded: here, create a marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_crafted_cache_file_is_not_executed_and_is_rebuilt(built, tmp_path):
+    import pickle
+
+    cache, marker = tmp_path / "cache", tmp_path / "pwned"
+    expected = Kinetics(built["k400"].root, cache_dir=cache).records("val")
+    files = sorted(cache.glob("*.json"))
+    assert len(files) == 2 and not list(cache.glob("*.pkl"))
+    crafted = pickle.dumps(_Payload(marker))
+    for path in files:  # the cache files replaced by pickles that run code, and the same under a .pkl name
+        path.write_bytes(crafted)
+        path.with_suffix(".pkl").write_bytes(crafted)
+    again = Kinetics(built["k400"].root, cache_dir=cache)
+    assert again.records("val") == expected and again.cache.hits == 0
+    assert not marker.exists()
+    assert not list(cache.glob("*.pkl"))  # old-format files are removed, never read
+    assert Kinetics(built["k400"].root, cache_dir=cache).records("val") == expected  # rewritten as JSON
+
+
+def test_a_cache_of_another_split_copied_over_is_rejected_and_rebuilt(built, tmp_path):
+    import shutil
+
+    cache = tmp_path / "cache"
+    index = Kinetics(built["k400"].root, cache_dir=cache)
+    train, val = index.records("train"), index.records("val")
+    assert len(train) != len(val)
+    by_split = {split: next(cache.glob(f"*-{split}-*.json")) for split in ("train", "val")}
+    shutil.copyfile(by_split["val"], by_split["train"])  # a val cache under the train cache's name
+    again = Kinetics(built["k400"].root, cache_dir=cache)
+    assert again.records("train") == train and again.cache.hits == 1  # classes from the cache, train rebuilt
+    # a cache file that parses but holds something else is rebuilt too, not fatal
+    stored = json.loads(by_split["val"].read_text())
+    by_split["val"].write_text(json.dumps({**stored, "value": [{"path": ["a", "b"], "label": [0]}, 0, 1]}))
+    assert Kinetics(built["k400"].root, cache_dir=cache).records("val") == val
+
+
+def test_a_touched_annotation_file_invalidates_the_cache(built, tmp_path):
+    import shutil
+
+    copy, cache = tmp_path / "k400", tmp_path / "cache"
+    shutil.copytree(built["k400"].root, copy)
+    Kinetics(copy, cache_dir=cache).records("val")
+    warm = Kinetics(copy, cache_dir=cache)
+    warm.records("val")
+    assert warm.cache.hits == 1  # val's records (its build, which reads the classes, is skipped)
+    before = list(cache.glob("*-val-*.json"))
+    annotation = copy / "annotations" / "val.csv"
+    stat = annotation.stat()
+    os.utime(annotation, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # same size and contents, newer
+    touched = Kinetics(copy, cache_dir=cache)
+    assert touched.records("val") == warm.records("val")
+    assert touched.cache.hits == 1  # only the classes (from the untouched train.csv): val was rebuilt
+    after = list(cache.glob("*-val-*.json"))
+    assert len(after) == 1 and after != before

@@ -11,6 +11,8 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from vivit.atomic import atomic_path, write_atomically
+
 log = logging.getLogger(__name__)
 
 
@@ -49,7 +51,7 @@ class TrainingCurves(L.Callback):
         if not self.history or not trainer.is_global_zero:
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        (self.output_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+        write_atomically(self.output_dir / "history.json", json.dumps(self.history, indent=1))
         plot_curves(self.history, self.output_dir / "curves.png")
 
 
@@ -60,7 +62,7 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [row["epoch"] + 1 for row in history]
+    epochs = [row["epoch"] for row in history]  # from 0, as the progress bar, checkpoint names and history.json
     keys = sorted({k for row in history for k in row} - {"epoch", "step"})
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for key in keys:
@@ -69,13 +71,14 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
             ax_loss.plot(epochs, values, marker=".", label=key)
         elif "top1" in key:
             ax_acc.plot(epochs, [100 * v for v in values], marker=".", label=key)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="%", title="top-1 accuracy", ylim=(0, 100))
+    ax_loss.set(xlabel="epoch (from 0)", ylabel="cross-entropy", title="loss")
+    ax_acc.set(xlabel="epoch (from 0)", ylabel="%", title="top-1 accuracy", ylim=(0, 100))
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 

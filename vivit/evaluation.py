@@ -190,5 +190,6 @@ def epic_submission(ids: Sequence[str], noun: Tensor, verb: Tensor, sls_pt: int,
 
 
 def write_json(path: Path, value: dict) -> Path:
-    Path(path).write_text(json.dumps(value))
-    return Path(path)
+    from vivit.atomic import write_atomically
+
+    return write_atomically(path, json.dumps(value))

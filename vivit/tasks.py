@@ -20,10 +20,13 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
+from vivit import preflight
+from vivit.atomic import write_atomically
+from vivit.console import model_line, piped_console_kwargs, quiet_libraries
 from vivit.checkpoint import INIT_KEYS, build_model, plain_classes, read_checkpoint
 from vivit.distributed import RankSeed, apply_global_batch, start_ranks_from_job
 from vivit.loggers import continue_logs, finish_wandb
@@ -171,15 +174,21 @@ def run_config(cfg: DictConfig) -> dict[str, Any]:
     return {"source": source, "resolved": resolved}
 
 
-def build(cfg: DictConfig, stage: str = "fit") -> Run:
-    """Seed, instantiate data, model, callbacks, loggers and trainer, and check the data is there."""
+def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint | None = None) -> Run:
+    """Seed, instantiate data, model, callbacks, loggers and trainer, and check the data is there.
+
+    Mistakes that would surface after work are reported first (vivit/preflight.py); `checkpoint` (eval.py's, or
+    `train.py ckpt_path=`'s) must fit the model, which is checked before any data is generated or decoded."""
+    quiet_libraries()
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
-    L.seed_everything(cfg.seed, workers=True)
     with _reported_as("hydra/launcher"):
         check_launcher(cfg)
-    with _reported_as("global_batch"):
+    with _reported_as("global_batch"):  # before preflight: its message explains a devices x batch mismatch best
         split = apply_global_batch(cfg)
+    resume = preflight.check_before_work(cfg, stage)
+    checkpoint = checkpoint or resume
+    L.seed_everything(cfg.seed, workers=True)
     if split:
         rank_zero_info(split)
     if cfg.get("eval") and cfg.eval.get("views"):  # the command line's test protocol wins over the data config's
@@ -189,6 +198,10 @@ def build(cfg: DictConfig, stage: str = "fit") -> Run:
         with _reported_as("data"):
             cfg.data.num_classes = datamodule.resolve_num_classes()
     net = _build_net(cfg, initialise_weights=stage == "fit" and not cfg.get("ckpt_path"))
+    if checkpoint is not None:
+        preflight.check_fits(net, checkpoint, cfg)
+    if rank_zero_only.rank == 0:  # instead of Lightning's model summary (off in conf/trainer/default.yaml)
+        print(model_line(net, cfg.model), flush=True)
     module = _instantiate(cfg.module, "module", net=net, optimizer=cfg.optim.optimizer)
     module.run_config = run_config(cfg)
     loggers = _instantiate_group(cfg.get("logger"), "logger")
@@ -403,7 +416,7 @@ def _write_summary(summary: dict[str, Any], output_dir: Path, trainer: L.Trainer
     if not trainer.is_global_zero:
         return
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    write_atomically(output_dir / "metrics.json", json.dumps(summary, indent=2))
     print_summary(summary)
 
 
@@ -426,7 +439,7 @@ def print_summary(summary: dict[str, Any]) -> None:
             cells.append("" if value is None else f"{100 * value:.2f}%" if is_accuracy
                          else f"{int(value)}" if name == "unreadable" else f"{value:.4f}")
         table.add_row(name, *cells)
-    console = Console()
+    console = Console(**piped_console_kwargs())
     console.print(table)
     unreadable = {split: counts for split, counts in (summary.get("unreadable") or {}).items() if any(counts)}
     if unreadable:  # per split, one number per pass (epoch) over it
@@ -436,8 +449,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         console.print("best-by-val checkpoint on test (not the reported number): "
                       + ", ".join(f"{k} {100 * v:.2f}%" for k, v in sorted(best.items())))
     if summary.get("checkpoint"):
-        console.print(f"checkpoint: {summary['checkpoint']}")
-    console.print(f"outputs:    {summary['output_dir']}")
+        console.print(f"checkpoint: {summary['checkpoint']}", soft_wrap=True, highlight=False)
+    console.print(f"outputs:    {summary['output_dir']}", soft_wrap=True, highlight=False)
 
 
 # --------------------------------------------------------------------------------------------------- eval
@@ -492,7 +505,8 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
         with open_dict(cfg):
             cfg.eval.merged = True
     stage = "validate" if cfg.split == "val" else "test"
-    run = build(cfg, stage)
+    model = (saved.get("resolved") or {}).get("model")
+    run = build(cfg, stage, preflight.Checkpoint(str(cfg.ckpt_path), weights, model, "evaluate"))
     run.module.net.load_state_dict(weights)
     _check_class_names(saved.get("classes"), run.module.run_config["classes"], cfg.ckpt_path)
     run.module.predictions = []  # per-video logits: the evaluation outputs (and predictions_<split>.pt)
