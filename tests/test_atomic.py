@@ -43,12 +43,12 @@ def test_an_interrupted_checkpoint_write_keeps_the_previous_last_ckpt(tmp_path, 
 
 
 def test_the_default_trainer_writes_checkpoints_atomically(tmp_path):
-    import hydra
+    from vivit.tasks import build_trainer
 
     for trainer in ("default", "ddp"):
         cfg = compose_config("train", [f"trainer={trainer}", "trainer.accelerator=cpu", "trainer.devices=1"],
                              output_dir=tmp_path)
-        built = hydra.utils.instantiate(cfg.trainer, logger=False)
+        built = build_trainer(cfg.trainer, logger=False)
         assert isinstance(built.strategy.checkpoint_io, AtomicCheckpointIO), trainer
 
 

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF, ROOT, compose_config
 from tests.test_train import SMALL_DATA
-from vivit.tasks import ConfigError, build
+from vivit.tasks import ConfigError, build, build_trainer
 
 JOB_ID = "4242"  # what the fake sbatch answers
 
@@ -83,7 +83,8 @@ def test_slurm_preset_gives_sbatch_nodes_gpus_tasks_and_the_requeue_signal(tmp_p
     assert "srun --unbuffered" in scripts[0] and "-m submitit.core._submit" in scripts[0]
     # Lightning's SLURM environment, with the requeue on the same signal as sbatch's --signal
     cfg = compose_config("train", ["hydra/launcher=slurm", "trainer=ddp"])
-    (environment,) = instantiate(cfg.trainer.plugins)
+    environment = instantiate(cfg.trainer.plugins.cluster_environment)
+    assert cfg.trainer.plugins.checkpoint_io._target_ == "vivit.atomic.AtomicCheckpointIO"  # added, not replaced
     assert type(environment).__name__ == "SLURMEnvironment" and environment.auto_requeue
     assert environment.requeue_signal.name == "SIG" + flags["#SBATCH --signal"].split("@")[0]
 
@@ -133,7 +134,7 @@ def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_c
     start = time.monotonic()
     first = run_on_node(folder, job, tmp_path, restart=0, bin_dir=tmp_path / "bin")
     print(f"attempt 0: rc {first.returncode}, {time.monotonic() - start:.1f} s")
-    assert first.returncode == 143, first.stderr[-3000:]
+    assert first.returncode == 143, first.stdout[-3000:] + first.stderr[-3000:]
     assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", job]  # Lightning's auto-requeue
     assert json.loads((job_dir / "signal_sent.json").read_text())["epoch"] == 0
     assert (job_dir / "hpc_ckpt_1.ckpt").is_file() and not (job_dir / "metrics.json").exists()
@@ -170,7 +171,7 @@ def test_under_slurm_srun_starts_the_ranks_and_lightning_spawns_none(tmp_path, m
     cfg = compose_config("train", ["hydra/launcher=slurm", "hydra.mode=MULTIRUN", "trainer=ddp",
                                    "trainer.accelerator=cpu", "trainer.devices=2", "logger=none"], output_dir=tmp_path)
     assert HydraConfig.initialized()
-    trainer = instantiate(cfg.trainer, callbacks=[], logger=False)
+    trainer = build_trainer(cfg.trainer, callbacks=[], logger=False)
     assert trainer.global_rank == 1 and trainer.world_size == 2  # from SLURM's variables
     start_ranks_from_job(trainer, cfg)
     assert not isinstance(trainer.strategy.launcher, JobRankLauncher)

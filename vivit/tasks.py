@@ -151,6 +151,16 @@ def _instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
     ]
 
 
+def build_trainer(node: DictConfig, **kwargs: Any) -> L.Trainer:
+    """The Lightning Trainer of `trainer:`. Its `plugins` are named like callbacks, so that a preset adds one
+    (hydra/launcher=slurm: the SLURM environment) without replacing the default atomic checkpoint writer."""
+    plugins = _instantiate_group(node.get("plugins"), "trainer.plugins")
+    with _reported_as("trainer"):
+        node = OmegaConf.to_container(node, resolve=True)
+    node.pop("plugins", None)
+    return _instantiate(node, "trainer", plugins=plugins or None, **kwargs)
+
+
 def _build_net(cfg: DictConfig, initialise_weights: bool) -> torch.nn.Module:
     """The backbone, initialised from `model.init` (an image ViT or a video checkpoint) when training starts."""
     with _reported_as("model"):
@@ -216,7 +226,7 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]
     callbacks.append(RankSeed(cfg.seed))
     callbacks.append(EpochSeeds(cfg.seed))  # every epoch's randomness from (seed, rank, epoch): exact resume
-    trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     start_ranks_from_job(trainer, cfg)  # DDP under Hydra: extra ranks re-create this job (vivit/distributed.py)
     with _reported_as("data"):  # surface a missing dataset root or annotation file now, not after an epoch
         datamodule.prepare_data()
