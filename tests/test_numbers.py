@@ -725,3 +725,75 @@ def test_kinetics_rows_without_a_label_are_named(tmp_path):
         csv.writer(f).writerows(rows)
     with pytest.raises(ValueError, match=r"val\.csv:3: no label, but \d+ other rows"):
         Kinetics(release.root, version=400, cache_dir=False).records("val")
+
+
+# ------------------------------------------------- defect 10 for SSv2 and MiT: train.py stops before training
+def _release_run(name, root, tmp_path):
+    from tests.conftest import compose_config
+    from vivit.tasks import build
+
+    cfg = compose_config("train", [f"data={name}", f"data.root={root}", f"data.index.cache_dir={tmp_path / 'cache'}",
+                                   "data.num_workers=0", "data.num_classes=null", "model=vivit_tiny", "logger=none"],
+                         output_dir=tmp_path / "out")
+    return build(cfg, "fit")
+
+
+def test_ssv2_entries_without_a_template_or_with_an_unknown_one_are_named_by_line(tmp_path):
+    import json
+
+    from tests.fixtures import releases
+    from vivit.tasks import ConfigError
+
+    release = releases.make_ssv2(tmp_path / "ssv2")
+    path = release.root / "labels" / "something-something-v2-validation.json"
+    entries = json.loads(path.read_text())
+
+    def write(edited):  # one entry per line, as the release files are: entry n is on line n + 2
+        path.write_text("[\n" + ",\n".join(json.dumps(e) for e in edited) + "\n]\n")
+
+    write([entries[0], {"id": entries[1]["id"]}])  # the second entry lost its template
+    with pytest.raises(ConfigError, match=r"^data: .*something-something-v2-validation\.json:3: no label, but 1 "
+                                          r"other rows of this labelled split have one") as error:
+        _release_run("ssv2", release.root, tmp_path)
+    assert "\n" not in str(error.value)
+    write([entries[0], {**entries[1], "template": "Tearing [something] into pieces"}])  # validation = test split
+    with pytest.raises(ConfigError, match=r"validation\.json:3: label 'Tearing something into pieces' is not one of "
+                                          r"the 4 classes"):
+        _release_run("ssv2", release.root, tmp_path)
+    write(entries)
+    run = _release_run("ssv2", release.root, tmp_path)  # the file as released: no error, every label read
+    assert [r.label for r in run.datamodule.index.records("test")] == release.labels["test"]
+    assert all(r.label is None for r in SomethingSomethingV2_test(release.root).records("test"))  # ids only: fine
+
+
+def SomethingSomethingV2_test(root):
+    from datamodules.index import SomethingSomethingV2
+
+    return SomethingSomethingV2(root, test="test", cache_dir=False)
+
+
+def test_mit_rows_without_a_label_or_with_an_unknown_one_are_named_by_line(tmp_path):
+    from tests.fixtures import releases
+    from vivit.tasks import ConfigError
+
+    release = releases.make_mit(tmp_path / "mit")
+    path = release.root / "validationSet.csv"
+    rows = path.read_text().splitlines()
+
+    def write(line, label):
+        edited = list(rows)
+        cells = edited[line - 1].split(",")
+        cells[1] = label
+        edited[line - 1] = ",".join(cells)
+        path.write_text("\n".join(edited) + "\n")
+
+    write(2, "")
+    with pytest.raises(ConfigError, match=r"^data: .*validationSet\.csv:2: no label, but 2 other rows") as error:
+        _release_run("mit", release.root, tmp_path)
+    assert "\n" not in str(error.value)
+    write(1, "flying")  # MiT's test split is the validation file
+    with pytest.raises(ConfigError, match=r"validationSet\.csv:1: label 'flying' is not one of the 3 classes"):
+        _release_run("mit", release.root, tmp_path)
+    write(1, rows[0].split(",")[1])
+    assert [r.label for r in _release_run("mit", release.root, tmp_path).datamodule.index.records("test")] == \
+        release.labels["test"]
