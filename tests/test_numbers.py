@@ -186,19 +186,25 @@ def test_no_weight_decay_for_tokens_norms_and_biases():
     assert torch.all(module.net.pos_embed == 1.0)
 
 
-def test_the_vivit_models_tokens_are_not_decayed():
+def test_the_vivit_models_tokens_are_not_decayed(tmp_path):
+    """Through the optimizer train.py builds: the module config, optim=adamw_cosine, configure_optimizers."""
+    from types import SimpleNamespace
+
+    from hydra.utils import instantiate
+
     from tests.conftest import compose_config
     from vivit.checkpoint import build_model
-    from vivit.module import VideoClassifier
 
-    cfg = compose_config("train", ["model=vivit_ti_fe"])
+    cfg = compose_config("train", ["model=vivit_ti_fe", "optim=adamw_cosine"], output_dir=tmp_path)
     net = build_model({**cfg.model, "num_classes": 8})
-    module = VideoClassifier(net, optimizer=torch.optim.AdamW)
-    decay, no_decay = module.parameter_groups()
-    no_decay_names = {n for n, p in module.named_parameters() if any(p is q for q in no_decay["params"])}
+    module = instantiate(cfg.module, net=net, optimizer=cfg.optim.optimizer)
+    module._trainer = SimpleNamespace(estimated_stepping_batches=10, max_epochs=1, model=module)  # what it reads
+    optimizer = module.configure_optimizers()["optimizer"]
+    decay = [p for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]]
+    no_decay_names = {n for n, p in module.named_parameters() if not any(p is q for q in decay)}
     assert {f"net.{n}" for n in net.no_weight_decay()} <= no_decay_names and net.no_weight_decay()
-    assert all(p.ndim >= 2 for p in decay["params"])
-    assert len(decay["params"]) + len(no_decay["params"]) == len(list(module.parameters()))
+    assert decay and all(p.ndim >= 2 for p in decay)  # no bias, no norm
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(module.parameters()))
 
 
 # ---------------------------------------------------------------- defects 9 and 10: classes and labels up front
@@ -797,3 +803,82 @@ def test_mit_rows_without_a_label_or_with_an_unknown_one_are_named_by_line(tmp_p
     write(1, rows[0].split(",")[1])
     assert [r.label for r in _release_run("mit", release.root, tmp_path).datamodule.index.records("test")] == \
         release.labels["test"]
+
+
+# -------------------------------------------------- defect 11 under DDP: a real 2-process train.py run (gloo)
+def test_train_on_two_processes_sums_the_unreadable_counts_of_both_ranks(folder_root, tmp_path):
+    """Validation and test shard the videos rank by rank in file order (Lightning's unrepeated sampler: rank r
+    gets rows r, r + 2, ...): unreadable val rows 0, 1, 2 are 2 on rank 0 and 1 on rank 1, test row 1 is on
+    rank 1 only. Rank 0 writes metrics.json: it reports 3 and 1 only if the counts were summed over ranks."""
+    import json
+    import shutil
+
+    from tests.test_distributed import DDP, run_train
+
+    root = tmp_path / "data"
+    shutil.copytree(folder_root, root)
+    for split, rows in (("train", (0, 5)), ("val", (0, 1, 2)), ("test", (1,))):
+        lines = (root / f"{split}.csv").read_text().splitlines()[1:]
+        for row in rows:
+            (root / lines[row].split(",")[0]).write_bytes(np.random.default_rng(row).bytes(2000))
+    run = tmp_path / "run"
+    result, seconds = run_train(
+        *DDP, "trainer.devices=2", "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0", "data=folder",
+        f"data.root={root}", "data.scale_jitter=null", "data.colour_augment=false", "data.batch_size=4",
+        "data.num_workers=0", "data.test_views=1x1", "model=vivit_tiny", "model.img_size=32", "model.num_frames=8",
+        "data.stride=1", "logger=none", "callbacks=none", f"hydra.run.dir={run}", cwd=tmp_path)
+    print(f"train.py on 2 processes with unreadable videos: rc {result.returncode}, {seconds:.1f} s")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    # per pass, not cumulative: 2 epochs (the 2 bad training videos are replaced in each), 2 validations + the
+    # final one, one test
+    assert metrics["unreadable"] == {"train": [2, 2], "val": [3, 3, 3], "test": [1]}
+    assert metrics["val"]["val/unreadable"] == 3 and metrics["test"]["test/unreadable"] == 1
+    assert "test/unreadable" in result.stdout  # the final table
+
+
+# --------------------------------------------------------- evaluation outputs: hundreds of classes, unreadable
+def test_confusion_of_many_classes_shows_the_most_confused_pairs_without_unreadable_videos(tmp_path, monkeypatch):
+    from vivit import evaluation
+
+    k = 40  # above the 30 of a full matrix
+    labels = torch.arange(k).repeat(3)  # 3 videos per class, all right ...
+    predicted = labels.clone()
+    predicted[[3, 3 + k, 3 + 2 * k]] = 7  # ... but class 3 -> 7 three times,
+    predicted[[10, 10 + k]] = 11  # 10 -> 11 twice
+    predicted[25] = 26  # 25 -> 26 once, but that video was unreadable
+    valid = torch.ones(len(labels), dtype=torch.bool)
+    valid[25] = False
+    logits = torch.nn.functional.one_hot(predicted, k).float()
+    seen = []
+    original = evaluation.most_confused_pairs
+    monkeypatch.setattr(evaluation, "most_confused_pairs", lambda m, n: seen.append(original(m, n)) or seen[-1])
+    names = [f"class {c}" for c in range(k)]
+    written = evaluation.write_outputs(tmp_path, "test", {"": logits}, {"": labels}, {"": names}, valid)
+    assert seen == [[(3, 7, 3), (10, 11, 2)]]  # largest first; the unreadable video is no confusion
+    assert (tmp_path / "confusion_test.png").stat().st_size > 1000
+    # ... but it counts as wrong in the accuracies: 37 classes at 1, class 3 at 0, 10 at 1/3, 25 at 2/3
+    expected = (37 + 0 + 1 / 3 + 2 / 3) / k
+    assert written["metrics"]["test/mean_class_top1"] == pytest.approx(expected)
+
+
+
+def test_best_by_val_is_not_tested_where_test_is_the_validation_file(caplog):
+    """EPIC, SSv2, MiT, K600: the test split reads the validation file; testing the best-by-val checkpoint there
+    would be model selection on the reported split, so `test_best=true` skips it (with a warning)."""
+    from types import SimpleNamespace
+
+    from datamodules.records import VideoRecord
+    from vivit.tasks import _test_best
+
+    val = [VideoRecord("a.mp4", 0, "a"), VideoRecord("b.mp4", 1, "b")]
+    tested = []
+    trainer = SimpleNamespace(checkpoint_callback=SimpleNamespace(best_model_path="best.ckpt"),
+                              test=lambda module, datamodule, ckpt_path, verbose: tested.append(ckpt_path) or [
+                                  {"test/top1": 0.5}])
+    for test, expected in ((val, {}), ([VideoRecord("c.mp4", 0, "c")], {
+            "checkpoint_best": "best.ckpt", "test_best": {"test_best/top1": 0.5}})):
+        index = SimpleNamespace(records=lambda split, test=test: val if split == "val" else test)
+        run = SimpleNamespace(trainer=trainer, module=None, datamodule=SimpleNamespace(index=index))
+        assert _test_best(run) == expected
+    assert tested == ["best.ckpt"] and "test_best skipped" in caplog.text
