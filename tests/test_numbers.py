@@ -290,6 +290,14 @@ def test_epic_rows_without_a_label_are_named(tmp_path):
                             val="EPIC_100_validation_first300.csv")
     with pytest.raises(ValueError, match=r"EPIC_100_validation_first300\.csv:6: no label, but 299 other rows"):
         index.records("val")
+    cells[header.index("verb_class")] = "97"  # one past the last verb class
+    lines[5] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    index = EpicKitchens100(tmp_path / "EPIC-KITCHENS", annotations=annotations, cache_dir=False,
+                            val="EPIC_100_validation_first300.csv")
+    with pytest.raises(ValueError, match=r"EPIC_100_validation_first300\.csv:6: verb_class '97' is not one of the 97 "
+                                         r"verb classes"):
+        index.records("val")
 
 
 # ----------------------------------- defects 3 and 11, evaluation outputs: one short run on a folder dataset
