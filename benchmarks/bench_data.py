@@ -126,9 +126,12 @@ def make_videos(cache: Path, count: int) -> dict[str, list[Path]]:
 # ----------------------------------------------------------------------------------------------- readers
 
 
+READ_FRAMES = reader.read_frames  # the loader rows patch reader.read_frames: keep the project's own
+
+
 def read_resampled(record: VideoRecord, indices, short_side: int | None = None) -> np.ndarray:
     """ours with a resampling rate (data.fps): the frames on screen at i / FPS."""
-    return reader.read_frames(dataclasses.replace(record, fps=FPS), indices, short_side)
+    return READ_FRAMES(dataclasses.replace(record, fps=FPS), indices, short_side)
 
 
 def read_naive(record: VideoRecord, indices, short_side: int | None = None) -> np.ndarray:
