@@ -805,8 +805,8 @@ def test_train_on_two_processes_sums_the_unreadable_counts_of_both_ranks(folder_
     result, seconds = run_train(
         *DDP, "trainer.devices=2", "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0", "data=folder",
         f"data.root={root}", "data.scale_jitter=null", "data.colour_augment=false", "data.batch_size=4",
-        "data.num_workers=0", "data.test_views=1x1", "data.test_batch_size=3", "model=vivit_tiny", "model.img_size=32", "model.num_frames=8",
-        "data.stride=1", "logger=none", "callbacks=none", f"hydra.run.dir={run}", cwd=tmp_path)
+        "data.num_workers=0", "data.test_views=1x1", "data.test_batch_size=3", "model=vivit_tiny", "model.img_size=32",
+        "model.num_frames=8", "data.stride=1", "logger=none", "callbacks=none", f"hydra.run.dir={run}", cwd=tmp_path)
     print(f"train.py on 2 processes with unreadable videos: rc {result.returncode}, {seconds:.1f} s")
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())

@@ -240,8 +240,8 @@ class LabelCheck:
     def check(self) -> None:
         if self.labelled and self.empty:
             raise ValueError(f"{self.path}:{self.locate(self.empty[0])}: no label, but {self.labelled} other rows "
-                             f"of this labelled split have one ({len(self.empty)} rows without a label); label every row, "
-                             "or none for an unlabelled split")
+                             f"of this labelled split have one ({len(self.empty)} rows without a label); label every "
+                             "row, or none for an unlabelled split")
 
 
 def json_entry_lines(text: str) -> list[int]:
