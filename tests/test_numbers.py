@@ -186,19 +186,25 @@ def test_no_weight_decay_for_tokens_norms_and_biases():
     assert torch.all(module.net.pos_embed == 1.0)
 
 
-def test_the_vivit_models_tokens_are_not_decayed():
+def test_the_vivit_models_tokens_are_not_decayed(tmp_path):
+    """Through the optimizer train.py builds: the module config, optim=adamw_cosine, configure_optimizers."""
+    from types import SimpleNamespace
+
+    from hydra.utils import instantiate
+
     from tests.conftest import compose_config
     from vivit.checkpoint import build_model
-    from vivit.module import VideoClassifier
 
-    cfg = compose_config("train", ["model=vivit_ti_fe"])
+    cfg = compose_config("train", ["model=vivit_ti_fe", "optim=adamw_cosine"], output_dir=tmp_path)
     net = build_model({**cfg.model, "num_classes": 8})
-    module = VideoClassifier(net, optimizer=torch.optim.AdamW)
-    decay, no_decay = module.parameter_groups()
-    no_decay_names = {n for n, p in module.named_parameters() if any(p is q for q in no_decay["params"])}
+    module = instantiate(cfg.module, net=net, optimizer=cfg.optim.optimizer)
+    module._trainer = SimpleNamespace(estimated_stepping_batches=10, max_epochs=1, model=module)  # what it reads
+    optimizer = module.configure_optimizers()["optimizer"]
+    decay = [p for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]]
+    no_decay_names = {n for n, p in module.named_parameters() if not any(p is q for q in decay)}
     assert {f"net.{n}" for n in net.no_weight_decay()} <= no_decay_names and net.no_weight_decay()
-    assert all(p.ndim >= 2 for p in decay["params"])
-    assert len(decay["params"]) + len(no_decay["params"]) == len(list(module.parameters()))
+    assert decay and all(p.ndim >= 2 for p in decay)  # no bias, no norm
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(module.parameters()))
 
 
 # ---------------------------------------------------------------- defects 9 and 10: classes and labels up front
@@ -284,6 +290,14 @@ def test_epic_rows_without_a_label_are_named(tmp_path):
                             val="EPIC_100_validation_first300.csv")
     with pytest.raises(ValueError, match=r"EPIC_100_validation_first300\.csv:6: no label, but 299 other rows"):
         index.records("val")
+    cells[header.index("verb_class")] = "97"  # one past the last verb class
+    lines[5] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    index = EpicKitchens100(tmp_path / "EPIC-KITCHENS", annotations=annotations, cache_dir=False,
+                            val="EPIC_100_validation_first300.csv")
+    with pytest.raises(ValueError, match=r"EPIC_100_validation_first300\.csv:6: verb_class '97' is not one of the 97 "
+                                         r"verb classes"):
+        index.records("val")
 
 
 # ----------------------------------- defects 3 and 11, evaluation outputs: one short run on a folder dataset
@@ -354,38 +368,6 @@ def test_per_class_outputs_of_the_final_test_and_of_eval(broken_run, tmp_path):
     result = _eval(out / "checkpoints" / "last.ckpt", tmp_path)
     assert (tmp_path / "per_class_test.csv").is_file() and (tmp_path / "confusion_test.png").is_file()
     assert result["unreadable"] == {"test": [1]} and "test/mean_class_top1" in result["test"]
-
-
-def _sum_over_ranks(rank, counts, results):
-    import os
-
-    import torch.distributed as dist
-
-    from vivit.module import VideoClassifier
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ["TEST_PORT"])
-    dist.init_process_group("gloo", rank=rank, world_size=len(counts))
-    module = VideoClassifier(TokenNet(), optimizer=torch.optim.SGD)
-    for valid in counts[rank]:  # each rank tests different videos: its own unreadable ones
-        module._count_unreadable("val", {"valid": torch.tensor(valid)})
-    module._end_pass("val")
-    results[rank] = module.unreadable_counts["val"]
-    dist.destroy_process_group()
-
-
-def test_unreadable_counts_are_summed_over_ranks():
-    import os
-    import socket
-
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        os.environ["TEST_PORT"] = str(s.getsockname()[1])
-    counts = [[[True, False, False]], [[True, True], [False, True]]]  # rank 0: 2 unreadable, rank 1: 1
-    results = mp.Manager().dict()
-    mp.spawn(_sum_over_ranks, args=(counts, results), nprocs=2, join=True)
-    assert dict(results) == {0: [3], 1: [3]}
 
 
 # ------------------------------------------------------------------------------------ EPIC-KITCHENS-100 outputs
@@ -725,3 +707,159 @@ def test_kinetics_rows_without_a_label_are_named(tmp_path):
         csv.writer(f).writerows(rows)
     with pytest.raises(ValueError, match=r"val\.csv:3: no label, but \d+ other rows"):
         Kinetics(release.root, version=400, cache_dir=False).records("val")
+
+
+# ------------------------------------------------- defect 10 for SSv2 and MiT: train.py stops before training
+def _release_run(name, root, tmp_path):
+    from tests.conftest import compose_config
+    from vivit.tasks import build
+
+    cfg = compose_config("train", [f"data={name}", f"data.root={root}", f"data.index.cache_dir={tmp_path / 'cache'}",
+                                   "data.num_workers=0", "data.num_classes=null", "model=vivit_tiny", "logger=none"],
+                         output_dir=tmp_path / "out")
+    return build(cfg, "fit")
+
+
+def test_ssv2_entries_without_a_template_or_with_an_unknown_one_are_named_by_line(tmp_path):
+    import json
+
+    from tests.fixtures import releases
+    from vivit.tasks import ConfigError
+
+    release = releases.make_ssv2(tmp_path / "ssv2")
+    path = release.root / "labels" / "something-something-v2-validation.json"
+    entries = json.loads(path.read_text())
+
+    def write(edited):  # one entry per line, as the release files are: entry n is on line n + 2
+        path.write_text("[\n" + ",\n".join(json.dumps(e) for e in edited) + "\n]\n")
+
+    write([entries[0], {"id": entries[1]["id"]}])  # the second entry lost its template
+    with pytest.raises(ConfigError, match=r"^data: .*something-something-v2-validation\.json:3: no label, but 1 "
+                                          r"other rows of this labelled split have one") as error:
+        _release_run("ssv2", release.root, tmp_path)
+    assert "\n" not in str(error.value)
+    write([entries[0], {**entries[1], "template": "Tearing [something] into pieces"}])  # validation = test split
+    with pytest.raises(ConfigError, match=r"validation\.json:3: label 'Tearing something into pieces' is not one of "
+                                          r"the 4 classes"):
+        _release_run("ssv2", release.root, tmp_path)
+    write(entries)
+    run = _release_run("ssv2", release.root, tmp_path)  # the file as released: no error, every label read
+    assert [r.label for r in run.datamodule.index.records("test")] == release.labels["test"]
+    assert all(r.label is None for r in SomethingSomethingV2_test(release.root).records("test"))  # ids only: fine
+
+
+def SomethingSomethingV2_test(root):
+    from datamodules.index import SomethingSomethingV2
+
+    return SomethingSomethingV2(root, test="test", cache_dir=False)
+
+
+def test_mit_rows_without_a_label_or_with_an_unknown_one_are_named_by_line(tmp_path):
+    from tests.fixtures import releases
+    from vivit.tasks import ConfigError
+
+    release = releases.make_mit(tmp_path / "mit")
+    path = release.root / "validationSet.csv"
+    rows = path.read_text().splitlines()
+
+    def write(line, label):
+        edited = list(rows)
+        cells = edited[line - 1].split(",")
+        cells[1] = label
+        edited[line - 1] = ",".join(cells)
+        path.write_text("\n".join(edited) + "\n")
+
+    write(2, "")
+    with pytest.raises(ConfigError, match=r"^data: .*validationSet\.csv:2: no label, but 2 other rows") as error:
+        _release_run("mit", release.root, tmp_path)
+    assert "\n" not in str(error.value)
+    write(1, "flying")  # MiT's test split is the validation file
+    with pytest.raises(ConfigError, match=r"validationSet\.csv:1: label 'flying' is not one of the 3 classes"):
+        _release_run("mit", release.root, tmp_path)
+    write(1, rows[0].split(",")[1])
+    assert [r.label for r in _release_run("mit", release.root, tmp_path).datamodule.index.records("test")] == \
+        release.labels["test"]
+
+
+# -------------------------------------------------- defect 11 under DDP: a real 2-process train.py run (gloo)
+def test_train_on_two_processes_sums_the_unreadable_counts_of_both_ranks(folder_root, tmp_path):
+    """Validation and test shard the videos rank by rank in file order (Lightning's unrepeated sampler: rank r
+    gets rows r, r + 2, ...): unreadable val rows 0, 1, 2 are 2 on rank 0 and 1 on rank 1, test row 1 is on
+    rank 1 only, and the ranks run different numbers of test batches. Rank 0 writes metrics.json: it reports 3
+    and 1 only if the counts were summed over ranks.
+    (Before the fix in `VideoClassifier._end_pass` this run hung at the first training epoch's end.)"""
+    import json
+    import shutil
+
+    from tests.test_distributed import DDP, run_train
+
+    root = tmp_path / "data"
+    shutil.copytree(folder_root, root)
+    for split, rows in (("train", (0, 5)), ("val", (0, 1, 2)), ("test", (1,))):
+        lines = (root / f"{split}.csv").read_text().splitlines()[1:]
+        for row in rows:
+            (root / lines[row].split(",")[0]).write_bytes(np.random.default_rng(row).bytes(2000))
+    test_csv = root / "test.csv"  # 7 test videos in batches of 3: rank 0 tests 4 (2 batches), rank 1 tests 3 (1)
+    test_csv.write_text("\n".join(test_csv.read_text().splitlines()[:-1]) + "\n")
+    run = tmp_path / "run"
+    result, seconds = run_train(
+        *DDP, "trainer.devices=2", "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0", "data=folder",
+        f"data.root={root}", "data.scale_jitter=null", "data.colour_augment=false", "data.batch_size=4",
+        "data.num_workers=0", "data.test_views=1x1", "data.test_batch_size=3", "model=vivit_tiny", "model.img_size=32",
+        "model.num_frames=8", "data.stride=1", "logger=none", "callbacks=none", f"hydra.run.dir={run}", cwd=tmp_path)
+    print(f"train.py on 2 processes with unreadable videos: rc {result.returncode}, {seconds:.1f} s")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    # per pass, not cumulative: 2 epochs (the 2 bad training videos are replaced in each), 2 validations + the
+    # final one, one test
+    assert metrics["unreadable"] == {"train": [2, 2], "val": [3, 3, 3], "test": [1]}
+    assert metrics["val"]["val/unreadable"] == 3 and metrics["test"]["test/unreadable"] == 1
+    assert "unreadable videos per pass: train [2, 2], val [3, 3, 3], test [1]" in result.stdout  # under the table
+
+
+# --------------------------------------------------------- evaluation outputs: hundreds of classes, unreadable
+def test_confusion_of_many_classes_shows_the_most_confused_pairs_without_unreadable_videos(tmp_path, monkeypatch):
+    from vivit import evaluation
+
+    k = 40  # above the 30 of a full matrix
+    labels = torch.cat([torch.arange(k).repeat(3), torch.zeros(10, dtype=torch.long)])  # 3 per class, 13 of class 0
+    predicted = labels.clone()
+    predicted[[3, 3 + k, 3 + 2 * k]] = 7  # ... but class 3 -> 7 three times,
+    predicted[[10, 10 + k]] = 11  # 10 -> 11 twice
+    predicted[25] = 26  # 25 -> 26 once, but that video was unreadable
+    valid = torch.ones(len(labels), dtype=torch.bool)
+    valid[25] = False
+    logits = torch.nn.functional.one_hot(predicted, k).float()
+    seen = []
+    original = evaluation.most_confused_pairs
+    monkeypatch.setattr(evaluation, "most_confused_pairs", lambda m, n: seen.append(original(m, n)) or seen[-1])
+    names = [f"class {c}" for c in range(k)]
+    written = evaluation.write_outputs(tmp_path, "test", {"": logits}, {"": labels}, {"": names}, valid)
+    assert seen == [[(3, 7, 3), (10, 11, 2)]]  # largest first; the unreadable video is no confusion
+    assert (tmp_path / "confusion_test.png").stat().st_size > 1000
+    # ... but it counts as wrong in the accuracies: 37 classes at 1, class 3 at 0, 10 at 1/3, 25 at 2/3 (each class
+    # weighs the same: the micro accuracy, 124 of 130, would be 0.954)
+    expected = (37 + 0 + 1 / 3 + 2 / 3) / k
+    assert written["metrics"]["test/mean_class_top1"] == pytest.approx(expected)
+
+
+
+def test_best_by_val_is_not_tested_where_test_is_the_validation_file(caplog):
+    """EPIC, SSv2, MiT, K600: the test split reads the validation file; testing the best-by-val checkpoint there
+    would be model selection on the reported split, so `test_best=true` skips it (with a warning)."""
+    from types import SimpleNamespace
+
+    from datamodules.records import VideoRecord
+    from vivit.tasks import _test_best
+
+    val = [VideoRecord("a.mp4", 0, "a"), VideoRecord("b.mp4", 1, "b")]
+    tested = []
+    trainer = SimpleNamespace(checkpoint_callback=SimpleNamespace(best_model_path="best.ckpt"),
+                              test=lambda module, datamodule, ckpt_path, verbose: tested.append(ckpt_path) or [
+                                  {"test/top1": 0.5}])
+    for test, expected in ((val, {}), ([VideoRecord("c.mp4", 0, "c")], {
+            "checkpoint_best": "best.ckpt", "test_best": {"test_best/top1": 0.5}})):
+        index = SimpleNamespace(records=lambda split, test=test: val if split == "val" else test)
+        run = SimpleNamespace(trainer=trainer, module=None, datamodule=SimpleNamespace(index=index))
+        assert _test_best(run) == expected
+    assert tested == ["best.ckpt"] and "test_best skipped" in caplog.text

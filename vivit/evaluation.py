@@ -72,14 +72,18 @@ def most_confused_pairs(matrix: Tensor, n: int) -> list[tuple[int, int, int]]:
 
 
 def plot_confusion(path: Path, logits: Tensor, labels: Tensor, class_names: Sequence[str],
-                   max_classes: int = 30, num_pairs: int = 30) -> Path:
+                   max_classes: int = 30, num_pairs: int = 30, valid: Tensor | None = None) -> Path:
     """The full row-normalised confusion matrix for up to `max_classes` classes; for more (Kinetics' hundreds)
-    a bar chart of the `num_pairs` most confused (true -> predicted) pairs."""
+    a bar chart of the `num_pairs` most confused (true -> predicted) pairs. Unreadable videos (valid False) are
+    left out: the network never saw them, so their "prediction" would show as a confusion that is not one
+    (they count as wrong in the accuracies and are reported as `<split>/unreadable`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if valid is not None:
+        logits, labels = logits[valid], labels[valid]
     matrix = confusion_matrix(logits, labels)
     k = matrix.shape[0]
     if k <= max_classes:
@@ -124,7 +128,8 @@ def write_outputs(output_dir: Path, split: str, logits: Mapping[str, Tensor], la
         if x.shape[-1] > 5:
             metrics[f"{prefix}mean_class_top5"] = mean_class_accuracy(x, y, ok, 5)
         files.append(str(write_per_class_csv(output_dir / f"per_class_{split}{suffix}.csv", x, y, classes[head], ok)))
-        files.append(str(plot_confusion(output_dir / f"confusion_{split}{suffix}.png", x, y, classes[head])))
+        files.append(str(plot_confusion(output_dir / f"confusion_{split}{suffix}.png", x, y, classes[head],
+                                            valid=ok)))
     return {"metrics": metrics, "files": files}
 
 

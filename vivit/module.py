@@ -241,6 +241,12 @@ class VideoClassifier(L.LightningModule):
         """The pass's unreadable count, summed over ranks (SumMetric all-reduces on compute), logged as
         `<stage>/unreadable` (so validate/test results, metrics.json and the table carry it) and kept per pass."""
         metric = self.unreadable[f"{stage}_unreadable"]
+        if self._trainer is not None and self.trainer.world_size > 1:
+            # Lightning reduces logged epoch values (train/loss has sync_dist) lazily, on the first call that
+            # asks for them: on rank 0 the progress bar asks in its on_train_epoch_end, before this hook, while
+            # the other ranks ask only after it. Asking on every rank now keeps the collectives in the same order
+            # on all ranks; otherwise rank 0's all_reduce meets the others' all_gather below and both wait forever.
+            _ = self.trainer.callback_metrics
         count = int(metric.compute().item())
         metric.reset()
         if self._trainer is not None and self.trainer.sanity_checking:

@@ -254,10 +254,14 @@ def label_index(label: str, index: Mapping[str, int], where: Path | str, hint: s
 class LabelCheck:
     """Rows of one annotation file: a split is labelled when any row has a label, and then every row must have
     one (an unlabelled row would silently leave the accuracy's denominator). `add(line, has_label)` per row,
-    `check()` at the end raises a ValueError naming the file and the first line without a label."""
+    `check()` at the end raises a ValueError naming the file and the first line without a label.
 
-    def __init__(self, path: Path) -> None:
+    `locate` turns what was passed to `add` into a line number when that is not one already (a JSON file's entry
+    number: finding lines costs a second parse, so it is done only for the message)."""
+
+    def __init__(self, path: Path, locate: Callable[[int], int] | None = None) -> None:
         self.path, self.labelled, self.empty = path, 0, []
+        self.locate = locate or (lambda line: line)
 
     def add(self, line: int, has_label: bool) -> None:
         if has_label:
@@ -267,6 +271,20 @@ class LabelCheck:
 
     def check(self) -> None:
         if self.labelled and self.empty:
-            raise ValueError(f"{self.path}:{self.empty[0]}: no label, but {self.labelled} other rows of this "
-                             f"labelled split have one ({len(self.empty)} rows without a label); label every row, "
-                             "or none for an unlabelled split")
+            raise ValueError(f"{self.path}:{self.locate(self.empty[0])}: no label, but {self.labelled} other rows "
+                             f"of this labelled split have one ({len(self.empty)} rows without a label); label every "
+                             "row, or none for an unlabelled split")
+
+
+def json_entry_lines(text: str) -> list[int]:
+    """The 1-based line on which each element of a top-level JSON array starts (for messages naming a line)."""
+    decoder, lines, i = json.JSONDecoder(), [], text.index("[") + 1
+    line, counted = 1, 0  # newlines counted in text[:counted]
+    while True:
+        while i < len(text) and text[i] in " \t\r\n,":
+            i += 1
+        if i >= len(text) or text[i] == "]":
+            return lines
+        line, counted = line + text.count("\n", counted, i), i
+        lines.append(line)
+        _, i = decoder.raw_decode(text, i)

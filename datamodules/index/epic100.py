@@ -121,9 +121,13 @@ class EpicKitchens100(ReleaseIndex):
                 raise ValueError(f"{path}: expected the EPIC-KITCHENS-100 header with video_id, start_frame and "
                                  f"stop_frame columns, got {reader.fieldnames}")
             labelled_file = bool({"noun_class", "verb_class"} & set(reader.fieldnames))
+            sizes = {head: len(names) for head, names in self.classes.items()} if labelled_file else {}
             for row in reader:
                 if labelled_file:
-                    labels.add(reader.line_num, all(row.get(k) not in (None, "") for k in ("noun_class", "verb_class")))
+                    labelled = all(row.get(k) not in (None, "") for k in ("noun_class", "verb_class"))
+                    labels.add(reader.line_num, labelled)
+                    if labelled:  # a class id outside the class files: now, not as a wrong number after training
+                        self._check_classes(row, sizes, f"{path}:{reader.line_num}")
                 video_id, participant = row["video_id"], row["participant_id"]
                 if participant not in on_disk:
                     on_disk[participant] = self._list(root / participant / SOURCES[self.source])
@@ -134,6 +138,13 @@ class EpicKitchens100(ReleaseIndex):
                 records.append(self._record(row, root / participant / SOURCES[self.source] / name))
         labels.check()
         return records, missing
+
+    def _check_classes(self, row: dict[str, str], sizes: dict[str, int], where: str) -> None:
+        for head, size in sizes.items():
+            value = row[f"{head}_class"].strip()
+            if not value.isdigit() or int(value) >= size:
+                raise ValueError(f"{where}: {head}_class {value!r} is not one of the {size} {head} classes "
+                                 f"(0..{size - 1} of EPIC_100_{head}_classes.csv)")
 
     def _list(self, folder: Path) -> dict[str, str]:
         if self.source == "videos":

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from ..records import VideoRecord
-from .common import ReleaseIndex, find_dir, find_file, label_index, list_videos
+from .common import LabelCheck, ReleaseIndex, find_dir, find_file, label_index, list_videos
 
 SPLITS = {"train": ("trainingSet.csv", "training"), "val": ("validationSet.csv", "validation"),
           "test": ("validationSet.csv", "validation")}
@@ -65,20 +65,24 @@ class MomentsInTime(ReleaseIndex):
         index = {name: i for i, name in enumerate(self.classes)}
         hint = f"classes are listed in {self.categories_file()}"
         listings: dict[str, set[str]] = {}
-        records, missing = [], 0
+        records, missing, labels = [], 0, LabelCheck(path)
         with path.open(newline="", encoding="utf-8") as f:
-            for row in csv.reader(f):
+            reader = csv.reader(f)
+            for row in reader:
                 if not row:
                     continue
                 if len(row) < 2:
-                    raise ValueError(f"{path}: expected 'filename,label,positive,negative' rows, got {row}")
+                    raise ValueError(f"{path}:{reader.line_num}: expected 'filename,label,positive,negative' rows, "
+                                     f"got {row}")
                 filename, label = row[0].strip(), row[1].strip()
+                labels.add(reader.line_num, bool(label))  # every row counts, with or without its video
                 class_dir, _, name = filename.rpartition("/")
                 if class_dir not in listings:
                     listings[class_dir] = set(list_videos(folder / class_dir).values())
                 if name not in listings[class_dir]:
                     missing += 1
                     continue
-                records.append(VideoRecord(path=folder / filename, label=label_index(label, index, path, hint),
-                                           id=filename))
+                label_id = label_index(label, index, f"{path}:{reader.line_num}", hint) if label else None
+                records.append(VideoRecord(path=folder / filename, label=label_id, id=filename))
+        labels.check()
         return records, missing

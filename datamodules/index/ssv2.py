@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from ..records import VideoRecord
-from .common import ReleaseIndex, find_file, label_index, list_videos
+from .common import LabelCheck, ReleaseIndex, find_file, json_entry_lines, label_index, list_videos
 
 VIDEO_DIRS = ("20bn-something-something-v2", "videos")
 LABEL_DIRS = ("labels", "annotations", ".")
@@ -81,18 +81,31 @@ class SomethingSomethingV2(ReleaseIndex):
 
     def build(self, split: str) -> tuple[list[VideoRecord], int]:
         path, folder = self.json_file(self.source(split)), self.video_dir()
-        entries = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        entries = json.loads(text)
         videos = list_videos(folder)
         index = {name: i for i, name in enumerate(self.classes)}
         hint = f"classes are the keys of {self.json_file('labels')}"
+
+        def line(n: int) -> int:  # the line of entry n, for a message only (a second parse)
+            return json_entry_lines(text)[n]
+
+        # every entry counts: a labelled split (train, validation) with an entry without a template is an error,
+        # an ids-only file (the test JSON) is an unlabelled split
+        labels = LabelCheck(path, locate=line)
+        for n, entry in enumerate(entries):
+            labels.add(n, bool(entry.get("template")))
+        labels.check()
         records, missing = [], 0
-        for entry in entries:
+        for n, entry in enumerate(entries):
             video_id = str(entry["id"])
             name = videos.get(video_id)
             if name is None:
                 missing += 1
                 continue
             template = entry.get("template")
-            label = None if template is None else label_index(template_class(template), index, path, hint)
+            label = index.get(template_class(template)) if template else None
+            if template and label is None:  # raises, naming the line (found only now: it costs a second parse)
+                label_index(template_class(template), index, f"{path}:{line(n)}", hint)
             records.append(VideoRecord(path=folder / name, label=label, id=video_id))
         return records, missing
