@@ -810,11 +810,14 @@ def test_train_on_two_processes_sums_the_unreadable_counts_of_both_ranks(folder_
     print(f"train.py on 2 processes with unreadable videos: rc {result.returncode}, {seconds:.1f} s")
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
-    # per pass, not cumulative: 2 epochs (the 2 bad training videos are replaced in each), 2 validations + the
-    # final one, one test
-    assert metrics["unreadable"] == {"train": [2, 2], "val": [3, 3, 3], "test": [1]}
+    # per pass, not cumulative: 2 epochs (the 2 bad training videos are met in each; a random replacement may be
+    # the other bad one, counted again), 2 validations + the final one, one test
+    counts = metrics["unreadable"]
+    assert len(counts["train"]) == 2 and all(2 <= n <= 4 for n in counts["train"]), counts
+    assert counts["val"] == [3, 3, 3] and counts["test"] == [1]
     assert metrics["val"]["val/unreadable"] == 3 and metrics["test"]["test/unreadable"] == 1
-    assert "unreadable videos per pass: train [2, 2], val [3, 3, 3], test [1]" in result.stdout  # under the table
+    train = ", ".join(map(str, counts["train"]))
+    assert f"unreadable videos per pass: train [{train}], val [3, 3, 3], test [1]" in result.stdout  # under the table
 
 
 # --------------------------------------------------------- evaluation outputs: hundreds of classes, unreadable

@@ -21,6 +21,9 @@ from tests.test_train import small_overrides
 
 def start_train(*args: str, cwd: Path, wandb: str = "disabled") -> subprocess.Popen:
     env = {**os.environ, "WANDB_MODE": wandb, "HF_HUB_OFFLINE": "1"}
+    # a W&B run earlier in this pytest process leaves WANDB_SERVICE set: a child would share that service, where a
+    # SIGKILLed child's run id stays "in use" and its resume is refused. A user's train.py has its own service.
+    env.pop("WANDB_SERVICE", None)
     return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -160,6 +160,12 @@ def test_under_slurm_srun_starts_the_ranks_and_lightning_spawns_none(tmp_path, m
     """Rank 1 of a 2-task SLURM job: the trainer of the preset takes its rank from SLURM, and vivit/distributed.py
     keeps Lightning's launcher (it would start extra ranks from ranks.yaml on one node)."""
     from hydra.core.hydra_config import HydraConfig
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+    from lightning_utilities.core.rank_zero import rank_zero_only as utilities_rank_zero_only
+
+    # the rank-1 trainer sets the process-wide rank-zero flags to 1: restore them, or later tests' loggers stay mute
+    for flag in (rank_zero_only, utilities_rank_zero_only):
+        monkeypatch.setattr(flag, "rank", flag.rank)
 
     from vivit.distributed import JobRankLauncher, start_ranks_from_job
 

@@ -317,6 +317,9 @@ class VideoClassifier(L.LightningModule):
         checkpoint["vivit_unreadable_counts"] = self.unreadable_counts  # a resumed run reports every pass
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "vivit_unreadable_counts" in checkpoint:
+        # only a resumed fit continues the counts; testing the best-by-val checkpoint after fitting (test_best) loads
+        # that epoch's state and must not take the passes since back
+        fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        if "vivit_unreadable_counts" in checkpoint and fitting:
             self.unreadable_counts = {stage: list(checkpoint["vivit_unreadable_counts"].get(stage, []))
                                       for stage in STAGES}
