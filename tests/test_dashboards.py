@@ -7,16 +7,21 @@ import json
 import yaml
 
 from tests.conftest import compose_config
-from tests.fixtures.wandb_records import read_records, run_config
+from datamodules.synthetic import CLASSES
+from tests.fixtures.wandb_records import history_items, read_records, run_config
 from tests.test_train import small_overrides
 from vivit.flops import build_meta_model, model_stats
 from vivit.tasks import train
+
+# one batch of each stage, with the loggers (fast_dev_run would swap them for a dummy)
+ONE_BATCH = ["trainer.max_epochs=1", "+trainer.limit_train_batches=1", "+trainer.limit_val_batches=1",
+             "+trainer.limit_test_batches=1", "callbacks=throughput"]
 
 
 def test_offline_wandb_run_holds_the_resolved_config_and_the_model_cost(synthetic_root, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    overrides = [*small_overrides(synthetic_root), "logger=wandb", "+trainer.fast_dev_run=true",
+    overrides = [*small_overrides(synthetic_root), "logger=wandb", *ONE_BATCH,
                  "optim.optimizer.lr=0.0123"]
     cfg = compose_config("train", overrides, output_dir=tmp_path)
     train(cfg)
@@ -28,6 +33,27 @@ def test_offline_wandb_run_holds_the_resolved_config_and_the_model_cost(syntheti
     stats = model_stats(build_meta_model(cfg.model))
     assert json.loads(config["model/params"]) == stats["params"] > 100_000
     assert abs(json.loads(config["model/gflops_per_view"]) - stats["gflops"]) < 1e-5
+    # the final test's evaluation outputs, as W&B media in the run, and as files in the run folder
+    logged = history_items(read_records(log))
+    assert all(logged[f"perf/{stage}_clips_per_s"] > 0 for stage in ("train", "val", "test"))
+    files = log.parent / "files"
+    assert logged["test/confusion"]["_type"] == "image-file"
+    assert (files / logged["test/confusion"]["path"]).stat().st_size > 1000
+    tables = {key: json.loads((files / logged[key]["path"]).read_text()) for key in ("test/per_class", "test/worst_classes")}
+    assert all(logged[key]["_type"] == "table-file" for key in tables)
+    assert tables["test/per_class"]["columns"] == ["class", "name", "count", "top1", "top5"]
+    assert [row[1] for row in tables["test/per_class"]["data"]] == CLASSES  # one row per class, by name
+    assert sum(row[2] for row in tables["test/per_class"]["data"]) == 16  # one test batch, counts as numbers
+    worst = tables["test/worst_classes"]["data"]
+    assert worst and [row[3] for row in worst] == sorted(row[3] for row in worst)  # lowest top-1 first
+    samples = logged["test/samples"]
+    assert samples["_type"] == "images/separated" and samples["count"] == len(samples["captions"]) == 8
+    for caption in samples["captions"]:  # "<video> | true: X | predicted: Y (p%)"
+        video, true, predicted = caption.split(" | ")
+        assert true.removeprefix("true: ") in CLASSES and predicted.removeprefix("predicted: ").split(" (")[0] in CLASSES
+    assert len(list((files / "media" / "images").rglob("*.png"))) == 1 + 8  # the confusion matrix and the strips
+    for name in ("confusion_test.png", "per_class_test.csv", "worst_classes_test.csv", "samples_test.png"):
+        assert (tmp_path / name).stat().st_size > 100, name
 
 
 def test_csv_logger_gets_the_resolved_config(synthetic_root, tmp_path):
