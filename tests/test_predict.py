@@ -13,18 +13,14 @@ import torch
 import vivit
 from tests.conftest import ROOT, compose_config
 from tests.fixtures.videos import write_video
-from tests.test_train import small_overrides
 from vivit.inference import native_bf16
-from vivit.tasks import evaluate, train
+from vivit.tasks import evaluate
 
 
 @pytest.fixture(scope="module")
-def checkpoint(synthetic_root, tmp_path_factory):
-    """One epoch of train.py on the small synthetic set: a real train.py checkpoint."""
-    out = tmp_path_factory.mktemp("run")
-    cfg = compose_config("train", [*small_overrides(synthetic_root), "trainer.max_epochs=1", "callbacks=default"],
-                         output_dir=out)
-    return train(cfg)["checkpoint"]
+def checkpoint(logged_run):
+    """A real train.py checkpoint: one epoch on the small synthetic set (the session's shared run)."""
+    return logged_run[1]["checkpoint"]
 
 
 def test_predict_gives_the_probabilities_of_eval_with_the_checkpoint_names(checkpoint, tmp_path):
@@ -39,7 +35,8 @@ def test_predict_gives_the_probabilities_of_eval_with_the_checkpoint_names(check
     from tests.test_train import hydra_index
 
     path_of = {r.id: str(r.path) for r in hydra_index(data).records("test")}
-    answers = vivit.predict(checkpoint, [path_of[i] for i in ids], topk=3, views="2x1", batch_size=2)
+    # fp32 like eval: on a CPU with native bf16 (this one has avx512_bf16) "auto" would pick bf16 autocast
+    answers = vivit.predict(checkpoint, [path_of[i] for i in ids], topk=3, views="2x1", batch_size=2, precision="32")
     assert [a["video"] for a in answers] == [path_of[i] for i in ids]
     for answer, row in zip(answers, logits):
         expected = row.softmax(-1).topk(3)
@@ -100,3 +97,17 @@ def test_native_bf16_is_read_from_the_cpu_flags():
     assert native_bf16("processor: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile\n")
     assert native_bf16("flags : fpu amx_bf16 amx_tile\n")
     assert not native_bf16("flags : fpu sse avx2 avx512f avx512_vnni\nbugs : avx512_bf16\n")
+
+
+def test_auto_precision_uses_bf16_autocast_only_on_a_cpu_with_native_bf16(monkeypatch):
+    from vivit import inference
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(inference, "native_bf16", lambda cpuinfo=None: True)
+    assert inference.autocast_dtype("auto", cpu) == torch.bfloat16
+    assert inference.autocast_dtype("32", cpu) is None  # asked for fp32: fp32
+    monkeypatch.setattr(inference, "native_bf16", lambda cpuinfo=None: False)
+    assert inference.autocast_dtype("auto", cpu) is None  # emulated bf16 would be slower than fp32
+    assert inference.autocast_dtype("bf16", cpu) == torch.bfloat16  # asked for: given
+    with pytest.raises(ValueError, match="precision: expected 'auto', '32' or 'bf16'"):
+        inference.autocast_dtype("fp16", cpu)
