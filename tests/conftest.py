@@ -40,3 +40,22 @@ def compose_config(config_name: str, overrides: list[str], output_dir: Path | No
 def synthetic_root(tmp_path_factory) -> Path:
     """One small synthetic dataset per test session (the generator caches it under this folder)."""
     return tmp_path_factory.mktemp("data") / "synthetic"
+
+
+@pytest.fixture(scope="session")
+def logged_run(synthetic_root, tmp_path_factory):
+    """One epoch of train.py on the small synthetic set with the default callbacks and two loggers, CSV and W&B
+    (offline, the real client): (run folder, summary, config). Shared by the dashboard and predict tests, so the
+    session trains once for them."""
+    from tests.test_train import SMALL_DATA
+    from vivit.tasks import train
+
+    out = tmp_path_factory.mktemp("logged_run")
+    overrides = [f"data.root={synthetic_root}", *SMALL_DATA, "trainer.accelerator=cpu", "logger=[csv,wandb]",
+                 "trainer.max_epochs=1", "callbacks=default", "module.views_per_forward=4"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WANDB_MODE", "offline")
+        patch.setenv("WANDB_SILENT", "true")
+        cfg = compose_config("train", overrides, output_dir=out)
+        summary = train(cfg)
+    return out, summary, cfg

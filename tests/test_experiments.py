@@ -24,7 +24,7 @@ from experiments import collect as collector
 from experiments.paper import TABLES, variant
 from vivit.distributed import apply_global_batch
 from tests.conftest import CONF, ROOT, compose_config
-from tests.test_train import run_cli, small_overrides
+from tests.test_train import SMALL_DATA, run_cli, small_overrides
 from vivit.checkpoint import build_model
 
 PAPER = CONF / "experiment" / "paper"
@@ -54,7 +54,8 @@ def sweep_jobs(cfg) -> list[list[str]]:
 
 
 def resolved(cfg, key: str):
-    return OmegaConf.to_container(OmegaConf.select(cfg, key), resolve=True)
+    value = OmegaConf.select(cfg, key)
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def test_every_paper_preset_is_tested():
@@ -88,6 +89,7 @@ def test_paper_preset_expands_into_jobs_that_compose(preset, tmp_path):
         with torch.device("meta"):
             net = build_model(model)
         assert net.num_frames == 32 and net.img_size == model["img_size"]
+        check_smoke_job(preset, job, job_cfg, tmp_path)
         if table_name:
             keys.add(TABLES[table_name].row_key(job_cfg, job_cfg.hydra.runtime.choices.data))
         else:  # Figure 8: every variant at every tubelet length
@@ -271,3 +273,46 @@ def test_collector_errors_name_the_problem(multirun, tmp_path, capsys):
     assert "holds no Hydra job folders" in capsys.readouterr().err
     assert collector.main([str(multirun), "--paper", "table4", "--dataset", "k400"]) == 2
     assert "--dataset k400: the paper's table4 has numbers for epic100" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------- debug=smoke
+# what debug=smoke keeps of a paper job: the variant, what the tables sweep, the recipe (regularisers, protocol)
+SMOKE_KEEPS = ("model._target_", "model.temporal_depth", "model.temporal_pooling", "model.tubelet_size",
+               "model.embedding", "model.classifier", "model.drop_path_rate", "model.init_options", "regularisation",
+               "data.randaugment", "data.hflip", "data.colour_augment", "data.test_views", "optim", "trainer.precision")
+
+
+def check_smoke_job(preset: str, job: list[str], paper_cfg, tmp_path: Path) -> None:
+    """`debug=smoke` on one job of a preset: the same job on the synthetic data from random weights, with a
+    model small enough to run a clip through at once, and nothing left to set (no data.root, no k400_checkpoint)."""
+    cfg = compose_config("train", [f"experiment=paper/{preset}", "debug=smoke", *job], output_dir=tmp_path)
+    assert cfg.hydra.runtime.choices.data == "synthetic" and cfg.logger is None and cfg.global_batch is None
+    assert cfg.trainer.max_epochs == 1 and cfg.trainer.limit_train_batches == 2
+    for key in SMOKE_KEEPS:
+        assert resolved(cfg, key) == resolved(paper_cfg, key), (job, key)
+    model = resolved(cfg, "model")
+    swept_size = any(o.startswith("model.img_size=") for o in job)
+    assert model["img_size"] == (paper_cfg.model.img_size if swept_size else 32)
+    assert model["init"] is None and model["embed_dim"] == 32 and model["num_frames"] == 8
+    assert cfg.callbacks.model_checkpoint.monitor == "val/top1"  # EPIC's val/action_top1 is not there
+    for key in (k for k in cfg if k != "hydra"):  # nothing left to set
+        if OmegaConf.is_config(cfg[key]):
+            OmegaConf.to_container(cfg[key], resolve=True, throw_on_missing=True)
+    net = build_model(model)
+    assert sum(p.numel() for p in net.parameters()) < 300_000  # ViViT-B: 89-117 M
+    clip = torch.zeros(1, 3, 8, model["img_size"], model["img_size"])
+    assert net(clip).shape == (1, 8)
+
+
+def test_debug_smoke_runs_a_paper_job_end_to_end(synthetic_root, tmp_path):
+    """Table 4's last row (the EPIC recipe with every regulariser: RandAugment, mixup, label smoothing, stochastic
+    depth, bf16, the 4x1 test; a K400 checkpoint it does not have) trains, validates, tests and is collected."""
+    from vivit.tasks import train
+
+    job = tmp_path / "sweep" / "0"
+    cfg = compose_config("train", ["experiment=paper/table4_regularisation", "debug=smoke", f"data.root={synthetic_root}",
+                                   *SMALL_DATA[:3], "experiment/paper/table4_rows=row6_mixup"], output_dir=job)
+    assert cfg.regularisation.mixup_alpha == 0.1 and cfg.data.randaugment.num_layers == 2
+    summary = train(cfg)
+    assert {"val/top1", "test/top1", "test/mean_class_top1"} <= set(summary["test"]) | set(summary["val"])
+    assert json.loads((job / "metrics.json").read_text())["test"] == summary["test"]

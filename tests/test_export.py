@@ -9,7 +9,7 @@ from vivit.checkpoint import build_model, save_checkpoint
 from vivit.export import example_clip, main, onnx_outputs
 
 MODEL = {"_target_": "vivit.models.FactorisedEncoderViViT", "num_classes": 5, "img_size": 16, "num_frames": 8,
-         "tubelet_size": [2, 4, 4], "embed_dim": 32, "depth": 2, "temporal_depth": 1, "num_heads": 4,
+         "tubelet_size": [2, 4, 4], "embed_dim": 32, "depth": 1, "temporal_depth": 1, "num_heads": 4,
          "mlp_ratio": 2.0}
 
 

@@ -483,6 +483,10 @@ def test_eval_on_the_epic_test_timestamps_writes_a_valid_submission(tmp_path):
     assert {f"test/epic_overall/{h}_top{k}" for h in ("verb", "noun", "action") for k in (1, 5)} <= set(result["test"])
     assert result["test"]["test/epic_overall/action_top1"] == pytest.approx(result["test"]["test/action_top1"])
     assert (tmp_path / "val" / "per_class_test_verb.csv").is_file()
+    # two heads: worst classes per head, and sample clips captioned with both heads' true and predicted names
+    assert (tmp_path / "val" / "worst_classes_test_noun.csv").is_file()
+    assert (tmp_path / "val" / "samples_test.png").stat().st_size > 1000
+    assert not (tmp_path / "sub" / "samples_test.png").exists()  # unlabelled: nothing to compare with
 
 
 # ------------------------------------------------------------ defects 5 and 6: resampling rate, VFR, frame-exact

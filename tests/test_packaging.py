@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 from tests.conftest import CONF, ROOT
 
 
 def test_wheel_holds_the_packages_the_configs_and_the_console_commands(tmp_path):
+    # built from a copy without build/: setuptools reuses build/lib, so a stale one from an earlier build would
+    # ship files the project no longer ships (a hand-break of the package-data stayed green on it)
+    source = tmp_path / "source"
+    top_level = {"build", "outputs", "data", "multirun", "wandb", "lightning_logs"}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skipped = {n for n in names if n.startswith(".") or n.endswith(".egg-info") or n == "__pycache__"}
+        return skipped | (top_level & set(names) if Path(folder) == ROOT else set())
+
+    shutil.copytree(ROOT, source, ignore=ignore)
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            str(ROOT), "-w", str(tmp_path)], capture_output=True, text=True, timeout=300,
+                            str(source), "-w", str(tmp_path)], capture_output=True, text=True, timeout=300,
                            cwd=tmp_path)
     assert build.returncode == 0, build.stderr[-2000:]
     [wheel] = tmp_path.glob("vivit_framework-*.whl")

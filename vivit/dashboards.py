@@ -1,14 +1,19 @@
-"""What every logger gets beyond the metrics: the resolved config, and on W&B the model's size and cost.
+"""What every logger gets beyond the metrics: the resolved config, and on W&B the model's size and cost and the
+final test's evaluation outputs.
 
 CSV and TensorBoard get the config as hparams (csv/hparams.yaml, TensorBoard's HPARAMS tab); W&B as its run config
 (the Overview's Config table, filterable across runs), plus `model/params` and `model/gflops_per_view` counted
-as `python -m vivit.flops` counts them (the paper's convention).
+as `python -m vivit.flops` counts them (the paper's convention). At the final test W&B gets the files that
+`vivit.evaluation` wrote into the run folder (so csv/tensorboard/none users have the same): the confusion image,
+the per-class and worst-classes tables and the sample clips with their true and predicted labels.
 """
 
 from __future__ import annotations
 
+import csv
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -41,7 +46,64 @@ def log_run_config(loggers: Sequence[Logger], cfg: DictConfig) -> None:
     for logger in loggers:
         logger.log_hyperparams(config)
         if isinstance(logger, WandbLogger):
-            logger.experiment.config.update(model_summary(config["model"]), allow_val_change=True)
+            summary = model_summary(config["model"])
+            views = config.get("data", {}).get("test_views")
+            if views:  # a test video costs one clip's GFLOPs per view (T clips x S crops)
+                from datamodules.sampling import parse_views
+
+                clips, crops = parse_views(views)
+                summary["model/gflops_per_test_video"] = round(summary["model/gflops_per_view"] * clips * crops, 5)
+            logger.experiment.config.update(summary, allow_val_change=True)
+
+
+def _cell(text: str) -> int | float | str | None:
+    """A CSV cell as the number it holds, so W&B sorts and plots the column (empty: no value)."""
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[Any]]]:
+    with Path(path).open(newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], [[_cell(text) for text in row] for row in rows[1:]]
+
+
+def sample_caption(caption: dict[str, str]) -> str:
+    """`video | true: X | predicted: Y (p%)` (per head for several heads)."""
+    return " | ".join([caption["video"], *(f"{k}: {v}" for k, v in caption.items() if k != "video")])
+
+
+def log_test_outputs(loggers: Sequence[Logger], split: str, files: Sequence[str], samples: Sequence[dict]) -> None:
+    """Upload the final test's files to W&B under `<split>/...`: `confusion[_<head>]` (image),
+    `per_class[_<head>]` and `worst_classes[_<head>]` (tables), `samples` (frame strips captioned with the video and
+    its true and predicted classes)."""
+    wandb_loggers = [logger for logger in loggers if isinstance(logger, WandbLogger)]
+    if not wandb_loggers or rank_zero_only.rank != 0:
+        return
+    import wandb
+
+    payload: dict[str, Any] = {}
+    for file in map(Path, files):
+        for kind in ("confusion", "per_class", "worst_classes"):
+            prefix = f"{kind}_{split}"
+            if file.stem == prefix or file.stem.startswith(prefix + "_"):
+                key = f"{split}/{kind}{file.stem[len(prefix):]}"
+                if file.suffix == ".png":
+                    payload[key] = wandb.Image(str(file))
+                elif file.suffix == ".csv":
+                    columns, rows = _read_csv(file)
+                    payload[key] = wandb.Table(columns=columns, data=rows)
+    if samples:  # a gallery of frame strips, each captioned with its video and the true and predicted classes
+        payload[f"{split}/samples"] = [wandb.Image(sample["frames"], caption=sample_caption(sample["caption"]))
+                                       for sample in samples]
+    for logger in wandb_loggers:
+        logger.experiment.log(payload)
 
 
 class Throughput(L.Callback):

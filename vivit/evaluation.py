@@ -1,6 +1,6 @@
 """What a reproduction reports besides top-1/top-5, from the per-video logits of a test (views averaged):
-mean per-class accuracy, a per-class CSV, a confusion figure, EPIC-KITCHENS-100's official breakdowns and
-its challenge submission file.
+mean per-class accuracy, a per-class CSV, the worst classes, a confusion figure, sample clips with their true and
+predicted labels, EPIC-KITCHENS-100's official breakdowns and its challenge submission file.
 
 Plain functions of tensors and class names (no Lightning): `eval.py` and `train.py`'s final test call
 `write_outputs`, and any logger can upload the files whose paths it returns.
@@ -57,9 +57,10 @@ def write_per_class_csv(path: Path, logits: Tensor, labels: Tensor, class_names:
 
 
 def confusion_matrix(logits: Tensor, labels: Tensor) -> Tensor:
-    """(K, K) counts: row = true class, column = predicted (top-1) class."""
+    """(K, K) counts: row = true class, column = predicted (top-1) class, picked as the top-1 metric picks it
+    (`topk`; argmax may break a tie otherwise, and the diagonal would disagree with per-class top-1)."""
     k = logits.shape[-1]
-    return torch.bincount(labels * k + logits.argmax(-1), minlength=k * k).view(k, k)
+    return torch.bincount(labels * k + logits.topk(1, dim=-1).indices[:, 0], minlength=k * k).view(k, k)
 
 
 def most_confused_pairs(matrix: Tensor, n: int) -> list[tuple[int, int, int]]:
@@ -108,11 +109,92 @@ def plot_confusion(path: Path, logits: Tensor, labels: Tensor, class_names: Sequ
     return Path(path)
 
 
+def worst_classes(logits: Tensor, labels: Tensor, class_names: Sequence[str], valid: Tensor | None = None,
+                  n: int = 10) -> list[dict[str, object]]:
+    """The `n` classes of the split with the lowest top-1 (ties: more videos first), each with the class its
+    videos are most often predicted as instead (top-1, empty when none is wrong)."""
+    rows = per_class(logits, labels, valid)
+    matrix = confusion_matrix(logits, labels)
+    present = [c for c in range(len(class_names)) if rows["count"][c] > 0]
+    order = sorted(present, key=lambda c: (float(rows["top1"][c]), -int(rows["count"][c]), c))[:n]
+    worst = []
+    for c in order:
+        wrong = matrix[c].clone()
+        wrong[c] = 0
+        other = int(wrong.argmax())
+        worst.append({"class": c, "name": class_names[c], "count": int(rows["count"][c]),
+                      "top1": round(float(rows["top1"][c]), 6),
+                      "confused_with": class_names[other] if wrong[other] > 0 else "",
+                      "confused_count": int(wrong[other])})
+    return worst
+
+
+def write_rows_csv(path: Path, rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> Path:
+    with Path(path).open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns))
+        writer.writeheader()
+        writer.writerows(rows)
+    return Path(path)
+
+
+WORST_COLUMNS = ("class", "name", "count", "top1", "confused_with", "confused_count")
+
+
+def choose_samples(logits: Tensor, labels: Tensor, valid: Tensor | None = None, n: int = 8) -> list[int]:
+    """Positions of up to `n` readable, labelled videos to show: the most confident mistakes first (what a model
+    gets wrong is the interesting part), then the most confident correct ones, half and half when both exist."""
+    confidence, predicted = (t[:, 0] for t in logits.float().softmax(-1).topk(1, dim=-1))  # as the metric picks
+    usable = labels >= 0 if valid is None else (labels >= 0) & valid
+    wrong = [int(i) for i in confidence.argsort(descending=True) if usable[i] and predicted[i] != labels[i]]
+    right = [int(i) for i in confidence.argsort(descending=True) if usable[i] and predicted[i] == labels[i]]
+    n_wrong = min(len(wrong), max(n - len(right), n // 2))
+    return wrong[:n_wrong] + right[:n - n_wrong]
+
+
+def sample_caption(position: int, logits: Mapping[str, Tensor], labels: Mapping[str, Tensor],
+                   classes: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """True and predicted (top-1, with its probability) class names of one video, per head."""
+    caption = {}
+    for head, head_logits in logits.items():
+        p, c = (t[0] for t in head_logits[position].float().softmax(-1).topk(1))
+        names = classes[head]
+        prefix = f"{head}_" if head else ""
+        caption[f"{prefix}true"] = names[int(labels[head][position])]
+        caption[f"{prefix}predicted"] = f"{names[int(c)]} ({100 * float(p):.0f}%)"
+    return caption
+
+
+def frame_strip(frames: "np.ndarray", max_frames: int = 8) -> "np.ndarray":
+    """Up to `max_frames` evenly spaced frames of a (T, H, W, 3) uint8 clip side by side: (H, n * W, 3)."""
+    import numpy as np
+
+    keep = np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int)
+    return np.concatenate(list(frames[keep]), axis=1)
+
+
+def plot_samples(path: Path, strips: Sequence["np.ndarray"], captions: Sequence[Mapping[str, str]]) -> Path:
+    """One row per sample clip: its frame strip under a title with the true and predicted labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(strips), 1, figsize=(8, 1.6 * len(strips)), squeeze=False)
+    for ax, strip, caption in zip(axes[:, 0], strips, captions):
+        ax.imshow(strip, interpolation="nearest")
+        ax.set_title("   ".join(f"{k}: {v}" for k, v in caption.items()), fontsize=8, loc="left")
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
 def write_outputs(output_dir: Path, split: str, logits: Mapping[str, Tensor], labels: Mapping[str, Tensor],
                   classes: Mapping[str, Sequence[str]], valid: Tensor | None = None) -> dict[str, object]:
-    """Mean per-class accuracy (metrics `<split>/[<head>_]mean_class_top1|top5`), and per head a per-class CSV
-    and a confusion PNG in `output_dir`. Only labelled videos count (an unlabelled split writes nothing).
-    Returns {"metrics": {...}, "files": [paths]}."""
+    """Mean per-class accuracy (metrics `<split>/[<head>_]mean_class_top1|top5`), and per head a per-class CSV,
+    the worst classes (CSV) and a confusion PNG in `output_dir`. Only labelled videos count (an unlabelled split
+    writes nothing). Returns {"metrics": {...}, "files": [paths]}."""
     output_dir = Path(output_dir)
     labelled = torch.stack([y >= 0 for y in labels.values()]).all(0)
     metrics: dict[str, float] = {}
@@ -128,6 +210,8 @@ def write_outputs(output_dir: Path, split: str, logits: Mapping[str, Tensor], la
         if x.shape[-1] > 5:
             metrics[f"{prefix}mean_class_top5"] = mean_class_accuracy(x, y, ok, 5)
         files.append(str(write_per_class_csv(output_dir / f"per_class_{split}{suffix}.csv", x, y, classes[head], ok)))
+        files.append(str(write_rows_csv(output_dir / f"worst_classes_{split}{suffix}.csv",
+                                        worst_classes(x, y, classes[head], ok), WORST_COLUMNS)))
         files.append(str(plot_confusion(output_dir / f"confusion_{split}{suffix}.png", x, y, classes[head],
                                             valid=ok)))
     return {"metrics": metrics, "files": files}

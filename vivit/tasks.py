@@ -217,10 +217,9 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
     loggers = _instantiate_group(cfg.get("logger"), "logger")
     if stage == "fit" and cfg.get("ckpt_path"):  # resuming: the logs of a run folder continue from its checkpoint
         continue_logs(loggers, checkpoint_step(cfg.ckpt_path))
-    if stage == "fit":
-        from vivit.dashboards import log_run_config
+    from vivit.dashboards import log_run_config
 
-        log_run_config(loggers, cfg)
+    log_run_config(loggers, cfg)  # train.py and eval.py alike: every logger gets the resolved config
     callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
     if not loggers:  # Lightning raises on a LearningRateMonitor without a logger
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]
@@ -370,6 +369,13 @@ def _test_outputs(run: Run, split: str, output_dir: Path, cfg: DictConfig) -> di
     output_dir.mkdir(parents=True, exist_ok=True)
     written = evaluation.write_outputs(output_dir, split, logits, labels, classes, valid)
     metrics, files = dict(written["metrics"]), list(written["files"])
+    samples = _sample_clips(run, split, index, logits, labels, classes, valid)
+    if samples:
+        files.append(str(evaluation.plot_samples(output_dir / f"samples_{split}.png", [s["frames"] for s in samples],
+                                                 [s["caption"] for s in samples])))
+    from vivit.dashboards import log_test_outputs
+
+    log_test_outputs(run.trainer.loggers, split, files, samples)
     from datamodules.index import EpicKitchens100
 
     epic = run.datamodule.index
@@ -386,6 +392,31 @@ def _test_outputs(run: Run, split: str, output_dir: Path, cfg: DictConfig) -> di
         out[split] = metrics  # merged into the split's block by the caller
     out["files"] = files
     return out
+
+
+def _sample_clips(run: Run, split: str, index: torch.Tensor, logits: dict, labels: dict, classes: dict,
+                  valid: torch.Tensor, n: int = 8) -> list[dict[str, Any]]:
+    """A few test videos to look at (chosen on the first head: its most confident mistakes and successes), each
+    as a strip of its centre clip's decoded frames with the true and predicted class names."""
+    from datamodules import reader
+    from datamodules.sampling import centre_indices
+    from vivit import evaluation
+
+    first = next(iter(logits))
+    labelled = torch.stack([y >= 0 for y in labels.values()]).all(0)
+    dataset = run.datamodule.datasets[split]
+    samples = []
+    for position in evaluation.choose_samples(logits[first], torch.where(labelled, labels[first], -1), valid, n):
+        i = int(index[position])
+        try:
+            frames = dataset.frames(i, centre_indices(dataset.length(i), dataset.num_frames, dataset.stride))
+        except reader.READ_ERRORS as error:  # it was read for the test; a file changed since is only skipped
+            log.warning("sample clip %s skipped: %s", dataset.records[i].path, error)
+            continue
+        caption = {"video": str(dataset.records[i].id or dataset.records[i].path),
+                   **evaluation.sample_caption(position, logits, labels, classes)}
+        samples.append({"frames": evaluation.frame_strip(frames), "caption": caption})
+    return samples
 
 
 def _label(label: Any, head: str) -> int:
@@ -520,18 +551,18 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
     run.module.net.load_state_dict(weights)
     _check_class_names(saved.get("classes"), run.module.run_config["classes"], cfg.ckpt_path)
     run.module.predictions = []  # per-video logits: the evaluation outputs (and predictions_<split>.pt)
+    split = "val" if stage == "validate" else "test"
+    output_dir = Path(cfg.paths.output_dir)
     try:
         if stage == "validate":
             results = run.trainer.validate(run.module, datamodule=run.datamodule, verbose=False)
         else:
             results = run.trainer.test(run.module, datamodule=run.datamodule, verbose=False)
+        summary = {"output_dir": str(cfg.paths.output_dir), "checkpoint": str(cfg.ckpt_path),
+                   "views": str(cfg.data.test_views), cfg.split: _metrics(results)}
+        _merge(summary, _test_outputs(run, split, output_dir, cfg), split)  # W&B still open: it gets them too
     finally:
         finish_wandb()
-    split = "val" if stage == "validate" else "test"
-    output_dir = Path(cfg.paths.output_dir)
-    summary = {"output_dir": str(cfg.paths.output_dir), "checkpoint": str(cfg.ckpt_path),
-               "views": str(cfg.data.test_views), cfg.split: _metrics(results)}
-    _merge(summary, _test_outputs(run, split, output_dir, cfg), split)
     summary["unreadable"] = {split: run.module.unreadable_counts[split]}
     if cfg.eval.get("save_predictions"):
         summary["predictions"] = _save_predictions(run, split, output_dir)
