@@ -29,8 +29,15 @@ class TrainingCurves(L.Callback):
             return
         row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for key, value in trainer.callback_metrics.items():
+            if key.startswith("lr-"):  # LearningRateMonitor's, set only when a batch of this fit ran: see below
+                continue
             if isinstance(value, torch.Tensor) and value.numel() == 1 and not key.endswith("_step"):
                 row[key.removesuffix("_epoch")] = float(value)
+        # the learning rates at the epoch's end, from the optimisers themselves: a run resumed from a checkpoint
+        # saved at validation end replays this hook before any batch, when the monitor has logged nothing yet
+        for optimizer in trainer.optimizers:
+            for i, group in enumerate(optimizer.param_groups):
+                row[f"lr-{type(optimizer).__name__}/pg{i + 1}"] = float(group["lr"])
         if self.history and self.history[-1]["epoch"] == row["epoch"]:
             # resumed from this epoch's end: Lightning runs the epoch-end hooks once more
             self.history[-1] = row
