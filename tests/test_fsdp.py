@@ -123,7 +123,7 @@ def _rank(rank: int, world: int, folder: str, queue) -> None:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
         queue.put((rank, "ok"))
-    except BaseException as error:  # reported to the test, which fails with it
+    except Exception as error:  # reported to the test, which fails with it (and re-raised)
         queue.put((rank, repr(error)))
         raise
 
