@@ -1,25 +1,11 @@
-"""Evaluate a checkpoint: `python eval.py ckpt_path=PATH [eval.views=4x3] [data=...]` (see README.md)."""
+"""Evaluate a checkpoint: `python eval.py ckpt_path=PATH [eval.views=4x3] [data=...]` (README.md, conf/eval.yaml).
 
-import sys
+The clone's entry point of the task every way in shares (vivit/tasks/evaluate.py; installed: `vivit-eval`).
+"""
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from pathlib import Path
 
-from vivit.distributed import one_job
-from vivit.tasks import ConfigError, evaluate, set_project_root
-
-set_project_root(__file__)
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
-def main(cfg: DictConfig) -> None:
-    try:
-        with one_job():
-            evaluate(cfg, overrides=list(HydraConfig.get().overrides.task))
-    except ConfigError as error:
-        sys.exit(f"error: {error}")
-
+from vivit.tasks.evaluate import main
 
 if __name__ == "__main__":
-    main()
+    main(root=Path(__file__).parent)

@@ -1,22 +1,12 @@
-"""Predict: `python predict.py ckpt_path=PATH inputs=VIDEO|FOLDER|LIST [topk=5] [views=4x3]` (docs/predict.md)."""
+"""Predict: `python predict.py ckpt_path=PATH inputs=VIDEO|FOLDER|LIST [topk=5] [views=4x3]`
+(docs/predict_and_export.md, conf/predict.yaml).
 
-import sys
+The clone's entry point of the task every way in shares (vivit/tasks/predict.py; installed: `vivit-predict`).
+"""
 
-import hydra
-from omegaconf import DictConfig
+from pathlib import Path
 
-from vivit.tasks import ConfigError, predict, set_project_root
-
-set_project_root(__file__)
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
-def main(cfg: DictConfig) -> None:
-    try:
-        predict(cfg)
-    except ConfigError as error:
-        sys.exit(f"error: {error}")
-
+from vivit.tasks.predict import main
 
 if __name__ == "__main__":
-    main()
+    main(root=Path(__file__).parent)

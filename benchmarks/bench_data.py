@@ -6,12 +6,12 @@
 Videos (generated once, cached under --cache): 10 s, 25 fps, 340x256 H.264 with natural-ish content (a textured
 scene panning and zooming slowly, moving blobs and sensor grain, so the encoder works as on real footage), in
 two variants: libx264's default GOP (keyint 250 plus scene cuts, like YouTube downloads: ~1 keyframe per clip)
-and dense keyframes (a keyframe every 16 frames, what `python -m datamodules.prepare` writes).
+and dense keyframes (a keyframe every 16 frames, what `python -m vivit.datamodules.prepare` writes).
 
 Clips: 32 frames at stride 2 from a random offset (train mode, scenic's sampling), short side 256.
 
 Readers, each returning the same uint8 frames:
-    ours    datamodules.reader.read_frames: seek to the keyframe before the first wanted frame, decode up to
+    ours    vivit.datamodules.reader.read_frames: seek to the keyframe before the first wanted frame, decode up to
             the last, convert only the wanted frames; index i is the i-th decoded frame, found from the
             packets' timestamps (a demuxing pass: what counts variable-frame-rate files frame by frame)
     ours fps=25  the same with a resampling rate (`data.fps`, 25 for Kinetics): index i is the frame on
@@ -53,8 +53,8 @@ from av.video.reformatter import VideoReformatter
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from datamodules import VideoDataset, VideoRecord, reader  # noqa: E402
-from datamodules.transforms import train_transform  # noqa: E402
+from vivit.datamodules import VideoDataset, VideoRecord, reader  # noqa: E402
+from vivit.datamodules.transforms import train_transform  # noqa: E402
 
 SECONDS, FPS, WIDTH, HEIGHT = 10, 25, 340, 256
 NUM_FRAMES, STRIDE, SHORT_SIDE, CROP = 32, 2, 256, 224
@@ -179,7 +179,7 @@ class IdealReader:
 
 def clip_indices(count: int, seed: int) -> list[np.ndarray]:
     generator = torch.Generator().manual_seed(seed)
-    from datamodules.sampling import train_indices
+    from vivit.datamodules.sampling import train_indices
 
     return [train_indices(SECONDS * FPS, NUM_FRAMES, STRIDE, generator) for _ in range(count)]
 
@@ -235,7 +235,7 @@ def time_loaders(readers: dict, paths: list[Path], clips: int, workers: int, rou
 
 def time_index(rows: int, workdir: Path) -> dict[str, float]:
     """Index a generated Kinetics-400-sized release (CSV rows + empty clip files): first build and cached load."""
-    from datamodules.index import Kinetics
+    from vivit.datamodules.index import Kinetics
 
     root = workdir / "k400_index"
     (root / "annotations").mkdir(parents=True)

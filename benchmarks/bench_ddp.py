@@ -47,7 +47,7 @@ def tiny_model_config() -> dict:
 
 def _rank(rank: int, world: int, args: argparse.Namespace, model_cfg: dict, folder: str, queue) -> None:
     torch.set_num_threads(args.threads)
-    from vivit.checkpoint import build_model
+    from vivit.models import build_model
 
     torch.distributed.init_process_group("gloo", init_method=f"file://{folder}/pg", rank=rank, world_size=world)
     torch.manual_seed(0)

@@ -13,7 +13,7 @@ under `torch.inference_mode()` in eval mode. After `--warmup` untimed steps per 
 for `--iters` rounds (one timed step each per round, so a change of machine load hits every model alike) and
 the median step time is reported as clips/s and as a ratio to hf (> 1: faster than hf).
 
-GFLOPs are multiply-adds per clip (forward) from `vivit.flops` (the paper's convention); achieved TFLOP/s and
+GFLOPs are multiply-adds per clip (forward) from `vivit.models.flops` (the paper's convention); achieved TFLOP/s and
 MFU count 2 FLOPs per multiply-add and a training step as 3 forward passes (backward = 2 forwards), without
 recomputation. MFU = achieved / --peak-tflops (default on GPU: the dense bf16 peak of the detected H100/H200).
 Prints a table and writes JSON (--out, default benchmarks/results/models_<device>.json).
@@ -40,22 +40,11 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from vivit.inference import native_bf16  # noqa: E402
-from vivit.flops import count_macs  # noqa: E402
-from vivit.models import (  # noqa: E402
-    FactorisedDotProductViViT,
-    FactorisedEncoderViViT,
-    FactorisedSelfAttentionViViT,
-    SpatioTemporalViViT,
-)
+from vivit.models import VARIANTS  # noqa: E402
+from vivit.models.flops import count_macs  # noqa: E402
+from vivit.tasks.predict import native_bf16  # noqa: E402
 
-VARIANTS: dict[str, type[nn.Module]] = {
-    "st": SpatioTemporalViViT,
-    "fe": FactorisedEncoderViViT,
-    "fsa": FactorisedSelfAttentionViViT,
-    "fdp": FactorisedDotProductViViT,
-}
-ALL_MODELS = [*VARIANTS, "hf"]
+ALL_MODELS = [*VARIANTS, "hf"]  # the zoo's variants (st, fe, fsa, fdp) and Hugging Face's ViViT
 
 # Presets: width, depth, heads, geometry and batch. The CPU one runs in a few minutes on 2 cores; 4 heads (not
 # ViT-Ti's 3) because Model 4 splits the heads in two halves.
@@ -90,7 +79,7 @@ def build_ours(name: str, cfg: dict[str, Any]) -> nn.Module:
     kwargs = model_kwargs(cfg)
     if name == "fe":
         kwargs["temporal_depth"] = cfg["temporal_depth"]
-    return VARIANTS[name](**kwargs)
+    return VARIANTS[name].model_class(**kwargs)
 
 
 def build_hf(cfg: dict[str, Any]) -> nn.Module:

@@ -1,4 +1,10 @@
-"""Video data: annotation files -> records -> frame indices -> decoded frames -> clips -> batches."""
+"""Video data: annotation files -> records -> frame indices -> decoded frames -> clips -> batches.
+
+The repository's datamodules/ folder, imported as `vivit.datamodules` (installed there by the wheel; in a clone
+through the link vivit/datamodules).
+
+May import: vivit.common.
+"""
 
 from .datamodule import VideoDataModule, VideoDataset, VideoIndex
 from .folder import FolderVideos

@@ -30,12 +30,15 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
+from vivit.common.checks import check_choice
+
 from . import reader, sampling
 from .records import VideoRecord
 from .transforms import EvalTransform, to_video, train_transform
 
 log = logging.getLogger(__name__)
 MODES = ("train", "val", "test")
+ON_ERROR = ("warn", "raise")  # an unreadable video: log, count and replace it (or mark it invalid), or fail
 
 
 class VideoIndex(Protocol):
@@ -62,17 +65,14 @@ class VideoDataset(Dataset):
     def __init__(self, records: Sequence[VideoRecord], mode: str, num_frames: int, stride: int, short_side: int,
                  transform: Callable, views: tuple[int, int] = (1, 1), heads: Sequence[str] | None = None,
                  on_error: str = "warn", cache: list[np.ndarray | None] | None = None) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if on_error not in ("warn", "raise"):
-            raise ValueError(f"data.on_error must be 'warn' or 'raise', got {on_error!r}")
+        check_choice("mode", mode, MODES)
+        check_choice("data.on_error", on_error, ON_ERROR)
         self.records, self.mode, self.num_frames, self.stride = list(records), mode, num_frames, stride
         self.short_side, self.transform, self.views = short_side, transform, views
         self.heads, self.on_error, self.cache = heads, on_error, cache
         self.crop_size = getattr(transform, "crop_size", None)
-        self.num_errors = multiprocessing.Value("q", 0)  # shared with DataLoader worker processes
         # >= 0: each item's random draws come from torch seeded with (item_seed, index), so a resumed run repeats
-        # them whichever worker loads the item (set every epoch by vivit.seeding.EpochSeeds); -1: the worker's
+        # them whichever worker loads the item (set every epoch by vivit.training.seeding.EpochSeeds); -1: the worker's
         # own generator
         self.item_seed = multiprocessing.Value("q", -1)
 
@@ -98,8 +98,6 @@ class VideoDataset(Dataset):
             except reader.READ_ERRORS as e:
                 if self.on_error == "raise":
                     raise
-                with self.num_errors.get_lock():
-                    self.num_errors.value += 1
                 log.warning("unreadable video %s (%s: %s)", self.records[i].path, type(e).__name__, e)
                 if self.mode != "train":
                     return {"video": self._blank(), "label": self.label(self.records[i]), "index": i,
@@ -176,7 +174,7 @@ class VideoDataModule(L.LightningDataModule):
     """Video classification data for any index (see `VideoIndex`).
 
     Args:
-        index: dataset index object (e.g. `datamodules.synthetic.SyntheticVideos`, `datamodules.folder.FolderVideos`).
+        index: dataset index object (e.g. `vivit.datamodules.synthetic.SyntheticVideos`, `vivit.datamodules.folder.FolderVideos`).
         num_classes: classes the model predicts (int, or head -> int); checked against the index; None = the
             index's count (a custom folder, MiT's moments_categories.txt).
         num_frames, stride: frames per clip and the step between them, in frames at `fps`, else in decoded frames.
@@ -222,8 +220,7 @@ class VideoDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
         self.views = sampling.parse_views(test_views)
         self.test_batch_size = int(test_batch_size or max(1, self.batch_size // (self.views[0] * self.views[1])))
-        if on_error not in ("warn", "raise"):
-            raise ValueError(f"data.on_error must be 'warn' or 'raise', got {on_error!r}")
+        check_choice("data.on_error", on_error, ON_ERROR)
         self.on_error, self.cache_decoded = on_error, cache_decoded
         self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
         self.train_transform = train_transform(
@@ -245,6 +242,11 @@ class VideoDataModule(L.LightningDataModule):
         for mode in modes.get(stage, MODES):
             if mode not in self.datasets:
                 self.datasets[mode] = self.build_dataset(mode)
+
+    @property
+    def combined_heads(self) -> dict[str, tuple[str, str]]:
+        """Pairs of heads the dataset scores jointly (EPIC-KITCHENS: action = noun x verb), from its index."""
+        return dict(getattr(self.index, "combined_heads", {}))
 
     def resolve_num_classes(self) -> int | dict[str, int]:
         """`num_classes`, taken from the index when it was not given (None)."""
@@ -300,9 +302,3 @@ class VideoDataModule(L.LightningDataModule):
         if trainer is None:
             return 1, 0
         return trainer.world_size, trainer.global_rank
-
-    @property
-    def num_errors(self) -> dict[str, int]:
-        """Unreadable videos met so far per split (cumulative over passes, this process and its workers; a
-        diagnostic: the per-pass counts that runs report come from the batches, see `VideoClassifier`)."""
-        return {mode: dataset.num_errors.value for mode, dataset in self.datasets.items()}

@@ -17,9 +17,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .records import VideoRecord
+from .index.common import LabelCheck
+from .records import VIDEO_SUFFIXES, VideoRecord
 
-VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
 SPLITS = ("train", "val", "test")
 
 
@@ -74,8 +74,6 @@ class FolderVideos:
 
     def records(self, split: str) -> list[VideoRecord]:
         """The split's records, labels mapped to class indices."""
-        from .index.common import LabelCheck
-
         index = {name: i for i, name in enumerate(self.classes)}
         records, labels = [], LabelCheck(self._source(split))
         for n, (path, label, span, line) in enumerate(self._rows(split)):

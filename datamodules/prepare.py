@@ -1,6 +1,6 @@
 """Re-encode a release for fast loading.
 
-    python -m datamodules.prepare SRC DST --short-side 256 [--workers N] [--gop 16]
+    python -m vivit.datamodules.prepare SRC DST --short-side 256 [--workers N] [--gop 16]
 
 Videos downloaded from YouTube (Kinetics, MiT) carry a keyframe only every ~250 frames, so reading a clip
 from the middle means decoding from a keyframe seconds earlier; and they are often larger than the 256 px the
@@ -32,8 +32,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from .index.common import VIDEO_SUFFIXES
+from .records import VIDEO_SUFFIXES
 from .reader import short_side_size
 
 ANNOTATION_SUFFIXES = (".csv", ".json", ".txt", ".md", ".pkl")
@@ -82,17 +83,24 @@ def plan(src: Path, dst: Path) -> tuple[list[tuple[Path, Path]], list[tuple[Path
     return videos, annotations, other
 
 
+# What a video that cannot be re-encoded raises: PyAV's errors while demuxing, decoding or encoding, and the checks
+# of `_encode` (no video stream, no frame). Anything else (a bug, a full disk) stops the run with its traceback.
+UNENCODABLE = (av.FFmpegError, ValueError)
+
+
 def reencode(job: Job) -> tuple[str, str]:
-    """Re-encode one video; returns (status, message) with status "done" or "failed". Never raises."""
+    """Re-encode one video; returns (status, message) with status "done", or "failed" for a video that cannot be
+    re-encoded (it is reported and the other videos go on)."""
     tmp = job.dst.with_name(f".{job.dst.stem}{PARTIAL}{os.getpid()}{job.dst.suffix}")
     try:
         job.dst.parent.mkdir(parents=True, exist_ok=True)
         _encode(job, tmp)
         os.replace(tmp, job.dst)  # atomic: an output that exists is complete
         return "done", str(job.dst)
-    except Exception as e:  # noqa: BLE001 - a broken input must not stop the other workers
-        tmp.unlink(missing_ok=True)
+    except UNENCODABLE as e:
         return "failed", f"{job.src}: {type(e).__name__}: {e}"
+    finally:
+        tmp.unlink(missing_ok=True)  # a partial file, whatever stopped it (after os.replace there is none)
 
 
 def _encode(job: Job, tmp: Path) -> None:
@@ -204,8 +212,6 @@ class _progress:
     def __enter__(self):
         if not self.enabled:
             return lambda: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
         self.bar = Progress("re-encoding", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                             transient=False)
         self.bar.start()
@@ -218,7 +224,7 @@ class _progress:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m datamodules.prepare", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m vivit.datamodules.prepare", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", type=Path, help="the release as downloaded (e.g. /data/kinetics400)")
     parser.add_argument("dst", type=Path, help="where the re-encoded copy goes (same layout)")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 Label = int | dict[str, int] | None
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")  # what counts as a video file, any case
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Turn a Hydra multirun folder into a results table, beside the paper's numbers.
 
-    python -m experiments.collect outputs/paper/table2_variants-k400-<time> --paper table2
-    python -m experiments.collect outputs/demo_variants/multiruns/<time> --paper table2 --metric val/top1
+    python -m vivit.experiments.collect outputs/paper/table2_variants-k400-<time> --paper table2
+    python -m vivit.experiments.collect outputs/demo_variants/multiruns/<time> --paper table2 --metric val/top1
 
 One row per job: the swept overrides, validation and test top-1/top-5 (EPIC-Kitchens: action, verb and noun top-1),
 the tested (final) checkpoint, and with `--paper tableN` the paper's number for the job's row and the difference in points.
@@ -27,9 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
 
-from experiments.paper import TABLES, PaperTable, config_value
+from .paper import TABLES, PaperTable, config_value
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +74,6 @@ def sweep_jobs(multirun_dir: Path) -> tuple[list[list[str]], list[str]] | None:
     replacing earlier ones, expanded as a Cartesian product. None when there is no multirun.yaml or another sweeper
     (e.g. Optuna) chose the jobs.
     """
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     path = multirun_dir / "multirun.yaml"
     if not path.is_file():
         return None
@@ -82,7 +85,7 @@ def sweep_jobs(multirun_dir: Path) -> tuple[list[list[str]], list[str]] | None:
     try:
         overrides = OverridesParser.create().parse_overrides(params + arguments)
         jobs = [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
-    except Exception as error:  # e.g. glob(), which needs the config repository to expand
+    except HydraException as error:  # e.g. glob(), which needs the config repository to expand
         log.warning("Cannot expand the sweep of %s (%s): listing the job folders only.", path, error)
         return None
     swept = list(dict.fromkeys(o.get_key_element() for o in overrides if o.is_sweep_override()))
@@ -268,11 +271,6 @@ def markdown(title: str, header: Sequence[str], body: Sequence[Sequence[str]], n
 def plot(path: Path, jobs: Sequence[Job], swept: Sequence[str], metric: str, comparison: Comparison | None,
          title: str) -> None:
     """One bar per job (its `metric` in percent; failed and missing jobs are named, with no bar) and the paper's."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     labels, ours, paper = [], [], []
     for job in jobs:
         row = comparison.rows.get(job.num) if comparison else None
@@ -283,7 +281,8 @@ def plot(path: Path, jobs: Sequence[Job], swept: Sequence[str], metric: str, com
         paper.append(row.top1.get(comparison.datasets[job.num]) if row else None)
     width = 0.4 if comparison else 0.7
     x = range(len(jobs))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(jobs) + 2), 4.5))
+    fig = Figure(figsize=(max(6.0, 1.1 * len(jobs) + 2), 4.5))
+    ax = fig.subplots()
     bars = ax.bar([i - width / 2 if comparison else i for i in x], ours, width, label=f"this sweep ({metric})")
     ax.bar_label(bars, labels=[f"{v:.1f}" if job.metrics.get(metric) is not None else "" for v, job in zip(ours, jobs)],
                  fontsize=8)
@@ -302,13 +301,9 @@ def plot(path: Path, jobs: Sequence[Job], swept: Sequence[str], metric: str, com
     ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def print_table(title: str, header: Sequence[str], body: Sequence[Sequence[str]], notes: Sequence[str]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=title)
     for name in header:
         left = name in ("status", "paper row", "checkpoint")
@@ -365,7 +360,7 @@ def collect(multirun_dir: Path, paper: str | None = None, metric: str | None = N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.collect", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vivit.experiments.collect", description=__doc__.split("\n\n")[0])
     parser.add_argument("multirun_dir", type=Path, help="a multirun folder, e.g. outputs/train/multiruns/<time>")
     parser.add_argument("--paper", choices=sorted(TABLES), help="add the paper's number of each job's row")
     parser.add_argument("--metric", help="the metric compared and plotted (default: the paper's protocol, e.g. "

@@ -22,6 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vivit.models import SIZES, variant_of
+from vivit.weights.checkpoint import VIDEO_CHECKPOINT_SUFFIXES
 
 __all__ = ["Row", "PaperTable", "TABLES", "variant", "config_value"]
 
@@ -70,14 +74,7 @@ class PaperTable:
 
 
 # ------------------------------------------------------------------------------------------- reading a run's config
-VARIANTS = {
-    "SpatioTemporalViViT": "st",
-    "FactorisedEncoderViViT": "fe",
-    "FactorisedSelfAttentionViViT": "fsa",
-    "FactorisedDotProductViViT": "fdp",
-}
-SIZES = {192: "Ti", 384: "S", 768: "B", 1024: "L", 1280: "H"}  # ViT width -> size name
-VIDEO_CHECKPOINT_SUFFIXES = (".ckpt", ".pt")  # train.py and vivit.convert files (an image ViT is a name or .pth/...)
+SIZE_NAMES = {config["embed_dim"]: name.capitalize() for name, config in SIZES.items()}  # ViT width -> "Ti", "B"...
 
 
 def config_value(config: DictConfig, key: str, default: Any = None) -> Any:
@@ -86,14 +83,15 @@ def config_value(config: DictConfig, key: str, default: Any = None) -> Any:
         value = OmegaConf.select(config, key, default=default, throw_on_missing=False)
         if isinstance(value, (DictConfig, ListConfig)):
             value = OmegaConf.to_container(value, resolve=True)
-    except Exception:  # an interpolation that only resolves inside the Hydra run, e.g. ${hydra:...}
+    except OmegaConfBaseException:  # an interpolation that only resolves inside the Hydra run, e.g. ${hydra:...}
         return default
     return value
 
 
 def variant(config: DictConfig) -> str | None:
     """The paper's model variant of a run: st, fe, fsa, fdp, or fe_avgpool (Model 2 with mean pooling)."""
-    name = VARIANTS.get(str(config_value(config, "model._target_", "")).rsplit(".", 1)[-1])
+    found = variant_of(str(config_value(config, "model._target_", "")))
+    name = found.name if found else None
     if name == "fe" and config_value(config, "model.temporal_pooling") == "mean":
         return "fe_avgpool"
     return name
@@ -142,7 +140,7 @@ def _table5_key(config: DictConfig, dataset: str | None = None) -> str | None:
 
 def _table6_key(config: DictConfig, dataset: str | None = None) -> str | None:
     """`ViViT-L/16x2 FE` (+ ` (JFT)` when initialised from a JFT model), and for K400 `, <frames> frames, <views>`."""
-    size = SIZES.get(config_value(config, "model.embed_dim"))
+    size = SIZE_NAMES.get(config_value(config, "model.embed_dim"))
     t, patch, _ = config_value(config, "model.tubelet_size", [None, None, None])
     if size is None or variant(config) not in ("st", "fe"):
         return None

@@ -48,7 +48,7 @@ def logged_run(synthetic_root, tmp_path_factory):
     (offline, the real client): (run folder, summary, config). Shared by the dashboard and predict tests, so the
     session trains once for them."""
     from tests.test_train import SMALL_DATA
-    from vivit.tasks import train
+    from vivit.tasks.train import train
 
     out = tmp_path_factory.mktemp("logged_run")
     overrides = [f"data.root={synthetic_root}", *SMALL_DATA, "trainer.accelerator=cpu", "logger=[csv,wandb]",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import lightning as L
 
-import vivit.module
+import vivit.training.module
 
 
 class Probe(L.Callback):
@@ -21,7 +21,7 @@ class Probe(L.Callback):
         self.indices: list[int] = []
         self.seed: int | None = None
         self.lambdas: list[float] = []
-        mixup = vivit.module.mixup
+        mixup = vivit.training.module.mixup
 
         def recording_mixup(video, targets, alpha):
             mixed, mixed_targets = mixup(video, targets, alpha)
@@ -31,7 +31,7 @@ class Probe(L.Callback):
             self.lambdas.append(float((mixed.flatten()[j] - video.flip(0).flatten()[j]) / diff[j]))
             return mixed, mixed_targets
 
-        vivit.module.mixup = recording_mixup
+        vivit.training.module.mixup = recording_mixup
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.indices += batch["index"].tolist()

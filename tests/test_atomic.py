@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from tests.conftest import compose_config
-from vivit.atomic import AtomicCheckpointIO, write_atomically
+from vivit.common.files import write_atomically
+from vivit.weights.lightning import AtomicCheckpointIO
 
 
 def disk_full_after_half(monkeypatch):
@@ -43,7 +44,7 @@ def test_an_interrupted_checkpoint_write_keeps_the_previous_last_ckpt(tmp_path, 
 
 
 def test_the_default_trainer_writes_checkpoints_atomically(tmp_path):
-    from vivit.tasks import build_trainer
+    from vivit.tasks.build import build_trainer
 
     for trainer in ("default", "ddp"):
         cfg = compose_config("train", [f"trainer={trainer}", "trainer.accelerator=cpu", "trainer.devices=1"],

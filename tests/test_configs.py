@@ -6,13 +6,16 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import CONF, compose_config
+from vivit.runtime.config import model_choices
 
-GROUPS = ["model", "data", "regularisation", "optim", "trainer", "logger", "callbacks", "paths", "hydra",
+GROUPS = ["model", "data", "regularisation", "module", "optim", "trainer", "logger", "callbacks", "paths", "hydra",
           "experiment", "debug"]
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))  # top level only: model/size etc. are parts
+    if group == "model":
+        return model_choices()  # the zoo's (vivit_<size>_<variant>, from the registry) and the files of conf/model
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))  # top level only: folders hold parts
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
@@ -30,7 +33,7 @@ def test_every_group_option_composes_and_resolves(config_name, group, option, tm
     resolved = {key: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
                 for key, v in resolved.items()}  # every interpolation resolves
     assert cfg.hydra.runtime.choices[group] == option
-    assert resolved["model"]["num_classes"] == resolved["data"]["num_classes"]
+    assert "num_classes" not in resolved["model"]  # the data decides it (vivit.tasks.build)
     assert resolved["data"]["num_frames"] == resolved["model"]["num_frames"]
 
 

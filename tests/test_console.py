@@ -39,7 +39,7 @@ def test_a_piped_train_run_prints_clean_wide_lines_and_one_epoch_numbering(synth
 def test_curves_number_epochs_as_history_json(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
-    from vivit.callbacks import plot_curves
+    from vivit.training.callbacks import plot_curves
 
     drawn = {}
     save = Figure.savefig

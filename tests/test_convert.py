@@ -19,8 +19,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vivit import load_checkpoint
-from vivit.checkpoint import read_checkpoint
-from vivit.convert import convert_hf, convert_scenic, main, read_msgpack, write_msgpack
+from vivit.weights.checkpoint import read_checkpoint
+from tests.fixtures.msgpack import write_msgpack
+from vivit.convert import main
+from vivit.weights.convert import convert_hf, convert_scenic
+from vivit.weights.scenic import read_msgpack
 from vivit.models import (
     FactorisedEncoderViViT,
     FactorisedSelfAttentionViViT,
@@ -151,7 +154,7 @@ def test_hf_rejects_an_exact_gelu(hf_model, tmp_path):
 # -- Scenic --------------------------------------------------------------------------------------------------------
 def tiny(variant: str, num_classes: int = 6) -> nn.Module:
     kwargs = {**GEOMETRY, **({"temporal_depth": 2} if variant == "fe" else {})}
-    return randomise(VARIANTS[variant](num_classes, **kwargs))
+    return randomise(VARIANTS[variant].model_class(num_classes, **kwargs))
 
 
 def scenic_tree(model: nn.Module) -> dict:
@@ -228,7 +231,7 @@ def test_scenic_layouts_follow_flax_arithmetic():
     """Apply the stored Flax kernels as Flax does (einsum) and compare with the converted PyTorch modules."""
     model = tiny("st")
     tree = scenic_tree(model)
-    from vivit.convert import rename_scenic
+    from vivit.weights.scenic import rename_scenic
 
     state, _, unknown, heads = rename_scenic(tree)
     assert not unknown and heads == {4}
@@ -306,7 +309,8 @@ def test_scenic_mismatch_names_both_parameters(tmp_path):
             "SpatialTransformer/encoderblock_0/MlpBlock_0/Dense_0/kernel (32, 128)") in message
     with pytest.raises(ValueError, match=r"attention has \[4\] heads.*num_heads=8"):
         convert_scenic(path, tmp_path / "out.pt", "vivit_s_fe", overrides("fe", num_heads=8))
-    with pytest.raises(ValueError, match=r"unknown model config .vivit_q_st.: there is no .*conf/model/vivit_q_st.yaml"):
+    with pytest.raises(ValueError, match=r"unknown model 'vivit_q_st': the zoo has vivit_<size>_<variant> with sizes "
+                                         r"ti, s, b, l, h and variants st, fe, fsa, fdp"):
         convert_scenic(path, tmp_path / "out.pt", "vivit_q_st")
 
 
@@ -345,19 +349,16 @@ def test_load_checkpoint_of_a_train_py_checkpoint(tmp_path):
 
 
 def test_converted_file_loads_into_the_lightning_module_as_eval_py_does(tmp_path):
-    from omegaconf import OmegaConf
-
-    from vivit.checkpoint import build_model
-    from vivit.module import VideoClassifier
+    from vivit.models import build_model
+    from vivit.training.module import VideoClassifier
 
     path = tmp_path / "checkpoint"
     write_msgpack(scenic_tree(tiny("st")), path)
     convert_scenic(path, tmp_path / "vivit.pt", "vivit_s_st", overrides("st"))
     saved = torch.load(tmp_path / "vivit.pt", map_location="cpu", weights_only=True)
     source = saved["vivit_config"]["source"]["model"]
-    assert source["num_classes"] == "${data.num_classes}"  # eval.py takes the classes from its data config
-    cfg = OmegaConf.create({"model": source, "data": {"num_classes": 6}})
-    module = VideoClassifier(net=build_model(cfg.model), optimizer=None)
+    assert source == saved["vivit_config"]["resolved"]["model"] and source["num_classes"] == 6
+    module = VideoClassifier(net=build_model(source), optimizer=None)
     module.load_state_dict(saved["state_dict"])  # what eval.py does
 
 

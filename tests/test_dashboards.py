@@ -7,9 +7,11 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 import yaml
+from omegaconf import OmegaConf
 
-from datamodules.synthetic import CLASSES
+from vivit.datamodules.synthetic import CLASSES
 from tests.fixtures.wandb_records import history_items, read_records, run_config
 from vivit.flops import build_meta_model, model_stats
 
@@ -21,9 +23,9 @@ def test_offline_wandb_run_holds_the_config_the_model_cost_and_the_test_outputs(
     config = run_config(records)
     assert json.loads(config["module"])["views_per_forward"] == 4  # the command line's value
     assert json.loads(config["module"])["warmup_epochs"] == cfg.optim.warmup_epochs  # ${optim.warmup_epochs} resolved
-    assert json.loads(config["model"])["num_classes"] == 8  # ${data.num_classes} resolved
+    assert json.loads(config["model"])["num_classes"] == 8  # what the data decided, as the model was built
     assert json.loads(config["data"])["root"] == str(synthetic_root)
-    stats = model_stats(build_meta_model(cfg.model))
+    stats = model_stats(build_meta_model({**OmegaConf.to_container(cfg.model, resolve=True), "num_classes": 8}))
     assert json.loads(config["model/params"]) == stats["params"] > 100_000
     assert abs(json.loads(config["model/gflops_per_view"]) - stats["gflops"]) < 1e-5
     assert json.loads(config["model/gflops_per_test_video"]) == json.loads(config["model/gflops_per_view"])  # 1x1
@@ -45,15 +47,24 @@ def test_offline_wandb_run_holds_the_config_the_model_cost_and_the_test_outputs(
     for caption in samples["captions"]:  # "<video> | true: X | predicted: Y (p%)"
         video, true, predicted = caption.split(" | ")
         assert true.removeprefix("true: ") in CLASSES and predicted.removeprefix("predicted: ").split(" (")[0] in CLASSES
-    assert len(list((files / "media" / "images").rglob("*.png"))) == 1 + 8  # the confusion matrix and the strips
-    for name in ("confusion_test.png", "per_class_test.csv", "worst_classes_test.csv", "samples_test.png"):
+    # the confusion matrix and the strips of the final validation and of the test
+    assert len(list((files / "media" / "images").rglob("*.png"))) == 2 * (1 + 8)
+    for name in ("confusion_test.png", "per_class_test.csv", "worst_classes_test.csv", "samples_test.png",
+                 "confusion_val.png", "samples_val.png"):
         assert (out / name).stat().st_size > 100, name
+    # the whole-split metrics reach W&B from where metrics.json gets them
+    summary = json.loads((out / "metrics.json").read_text())
+    for split in ("val", "test"):
+        key = f"{split}/mean_class_top1"
+        assert logged[key] == pytest.approx(summary[split][key]) and 0 <= logged[key] <= 1
 
 
 def test_csv_logger_gets_the_resolved_config_and_the_throughput(logged_run):
     out, _, _ = logged_run
     hparams = yaml.safe_load((out / "csv" / "hparams.yaml").read_text())
     assert hparams["module"]["views_per_forward"] == 4 and hparams["model"]["num_classes"] == 8
+    logged = {key for row in csv.DictReader((out / "csv" / "metrics.csv").open()) for key, v in row.items() if v}
+    assert {"val/mean_class_top1", "test/mean_class_top1", "test/mean_class_top5"} <= logged  # whole-split metrics
     # throughput, once per epoch: 64 training clips in 4 batches, 32 val clips (the epoch's and the final validation)
     rows = list(csv.DictReader((out / "csv" / "metrics.csv").open()))
     train_rate = [float(r["perf/train_clips_per_s"]) for r in rows if r.get("perf/train_clips_per_s")]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from datamodules import FolderVideos
+from vivit.datamodules import FolderVideos
 
 
 def write_csv(path, rows, header="path,label"):

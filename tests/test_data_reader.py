@@ -5,8 +5,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from datamodules import VideoReadError, VideoRecord, probe, read_frames
-from datamodules.reader import short_side_size
+from vivit.datamodules import VideoReadError, VideoRecord, probe, read_frames
+from vivit.datamodules.reader import short_side_size
 from tests.fixtures.videos import keyframe_count, read_codes, write_frame_folder, write_video
 
 
@@ -147,7 +147,7 @@ class CountingContainer:
 
 
 def test_decodes_from_the_keyframe_before_the_first_wanted_frame_to_the_last(long_video, monkeypatch):
-    import datamodules.reader as reader_module
+    import vivit.datamodules.reader as reader_module
 
     opened = []
     original = reader_module._open

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.sampling import centre_indices, clip_indices, linspaced_indices, parse_views, train_indices
+from vivit.datamodules.sampling import centre_indices, clip_indices, linspaced_indices, parse_views, train_indices
 
 
 def test_clip_wraps_past_the_end():

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from datamodules.transforms import (ColourAugment, EvalTransform, ScaleJitter, VideoRandAugment, crop_offsets,
+from vivit.datamodules.transforms import (ColourAugment, EvalTransform, ScaleJitter, VideoRandAugment, crop_offsets,
                                     to_video, train_transform)
 
 

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from datamodules.index import EpicKitchens100, Kinetics, MomentsInTime, SomethingSomethingV2
-from datamodules.index.epic100 import annotation_fps
-from datamodules.index.kinetics import file_key
-from datamodules.index.ssv2 import template_class
+from vivit.datamodules.index import EpicKitchens100, Kinetics, MomentsInTime, SomethingSomethingV2
+from vivit.datamodules.index.epic100 import annotation_fps
+from vivit.datamodules.index.kinetics import file_key
+from vivit.datamodules.index.ssv2 import template_class
 from tests.fixtures import releases
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from datamodules import VideoRecord, probe, read_frames
-from datamodules.index import Kinetics, SomethingSomethingV2
-from datamodules.prepare import main, prepare
+from vivit.datamodules import VideoRecord, probe, read_frames
+from vivit.datamodules.index import Kinetics, SomethingSomethingV2
+from vivit.datamodules.prepare import main, prepare
 from tests.fixtures import releases
 from tests.fixtures.videos import keyframe_count, read_codes, write_video
 

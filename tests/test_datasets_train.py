@@ -5,7 +5,8 @@ import pytest
 
 from tests.conftest import compose_config
 from tests.fixtures import releases
-from vivit.tasks import ConfigError, train
+from vivit.runtime.errors import ConfigError
+from vivit.tasks.train import train
 
 BUILDERS = {
     "k400": lambda root: releases.make_kinetics(root, 400),

@@ -14,19 +14,33 @@ import pytest
 
 from tests.conftest import ROOT, compose_config
 from tests.test_train import SMALL_DATA
-from vivit.distributed import accumulation_for, apply_global_batch
-from vivit.tasks import ConfigError, build
+from vivit.runtime.ranks import accumulation_for, apply_global_batch
+from vivit.runtime.errors import ConfigError
+from vivit.tasks.build import build
 
 DDP = ["trainer.accelerator=cpu", "trainer.strategy=ddp", "trainer.max_epochs=1", "threads=1"]
 PROBE = ["+callbacks.probe._target_=tests.ddp_probe.Probe", "+callbacks.probe.output_dir=${paths.output_dir}"]
 
 
-def run_train(*args: str, cwd: Path, wandb: str = "disabled") -> tuple[subprocess.CompletedProcess, float]:
-    env = {**os.environ, "WANDB_MODE": wandb, "WANDB_DIR": str(cwd / "wandb"), "HF_HUB_OFFLINE": "1"}
+def run_train(*args: str, cwd: Path, wandb: str = "disabled", entry: Path = ROOT / "train.py"
+              ) -> tuple[subprocess.CompletedProcess, float]:
+    env = {**os.environ, "WANDB_MODE": wandb, "WANDB_DIR": str(cwd / "wandb"), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(ROOT)}
     start = time.monotonic()
-    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env, capture_output=True,
-                            text=True, timeout=400)
+    result = subprocess.run([sys.executable, str(entry), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=400)
     return result, time.monotonic() - start
+
+
+def console_script(folder: Path, name: str, target: str) -> Path:
+    """The script pip writes for a console command (`vivit-train = vivit.tasks.train:main`), here for the clone."""
+    module, function = target.split(":")
+    path = folder / name
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"import re\nimport sys\nfrom {module} import {function}\nif __name__ == '__main__':\n"
+                    f"    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+                    f"    sys.exit({function}())\n")
+    return path
 
 
 def probes(job_dir: Path) -> list[dict]:
@@ -38,11 +52,14 @@ def alive(pid: int) -> bool:
 
 
 def test_multirun_of_ddp_jobs_one_folder_and_one_wandb_run_per_job(synthetic_root, tmp_path):
-    """`-m` x 2 processes: each job's extra rank re-creates that job, not the sweep."""
+    """`-m` x 2 processes through the console command of an installed package (`vivit-train`, started outside the
+    clone; train.py is the same `main`): each job's extra rank re-creates that job, not the sweep."""
     out = tmp_path / "outputs"
+    command = console_script(tmp_path / "bin", "vivit-train", "vivit.tasks.train:main")
     result, seconds = run_train("-m", "trainer.log_every_n_steps=5,10", "trainer.devices=2", *DDP, *SMALL_DATA,
                                 f"data.root={synthetic_root}", "regularisation.mixup_alpha=0.5", *PROBE,
-                                f"paths.log_dir={out}", f"hydra.sweep.dir={out}/sweep", cwd=tmp_path, wandb="offline")
+                                f"paths.log_dir={out}", f"hydra.sweep.dir={out}/sweep", cwd=tmp_path, wandb="offline",
+                                entry=command)
     print(f"multirun x DDP: rc {result.returncode}, {seconds:.1f} s")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Launching 2 jobs") + result.stderr.count("Launching 2 jobs") == 1
@@ -98,10 +115,12 @@ def test_eval_on_one_and_two_processes_gives_the_same_numbers(synthetic_root, tm
     import torch
     from omegaconf import OmegaConf
 
-    from vivit.checkpoint import build_model, save_checkpoint
+    from vivit.models import build_model
+    from vivit.weights.checkpoint import save_checkpoint
 
     cfg = compose_config("train", [f"data.root={synthetic_root}", *SMALL_DATA], output_dir=tmp_path)
-    model = {k: OmegaConf.to_container(cfg.model, resolve=r) for k, r in (("source", False), ("resolved", True))}
+    model = {k: {**OmegaConf.to_container(cfg.model, resolve=r), "num_classes": 8}
+             for k, r in (("source", False), ("resolved", True))}
     net = build_model(model["resolved"])
     torch.manual_seed(0)
     for p in net.parameters():

@@ -20,12 +20,13 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationToMissingValueError
 
-from experiments import collect as collector
-from experiments.paper import TABLES, variant
-from vivit.distributed import apply_global_batch
+from vivit.experiments import collect as collector
+from vivit.experiments.paper import TABLES, variant
+from vivit.runtime.ranks import apply_global_batch
+from vivit.runtime.config import model_choices
 from tests.conftest import CONF, ROOT, compose_config
 from tests.test_train import SMALL_DATA, run_cli, small_overrides
-from vivit.checkpoint import build_model
+from vivit.models import build_model
 
 PAPER = CONF / "experiment" / "paper"
 # preset -> (paper table matched by its jobs, number of jobs)
@@ -87,7 +88,7 @@ def test_paper_preset_expands_into_jobs_that_compose(preset, tmp_path):
         assert data["batch_size"] * job_cfg.trainer.devices * job_cfg.trainer.accumulate_grad_batches == 64
         assert model["init"].endswith("orig_in21k") or model["init"] == "/checkpoints/vivit_b_fe_k400.pt"
         with torch.device("meta"):
-            net = build_model(model)
+            net = build_model({**model, "num_classes": data["num_classes"]})
         assert net.num_frames == 32 and net.img_size == model["img_size"]
         check_smoke_job(preset, job, job_cfg, tmp_path)
         if table_name:
@@ -144,7 +145,7 @@ def test_demo_sweep_builds_the_four_variants_and_the_baseline_at_demo_size(tmp_p
     found = []
     for job in sweep_jobs(cfg):
         job_cfg = compose_config("train", ["experiment=demo_variants", *job], output_dir=tmp_path)
-        net = build_model(job_cfg.model)
+        net = build_model({**resolved(job_cfg, "model"), "num_classes": 8})
         assert net(clip).shape == (2, 8)
         found.append(TABLES["table2"].row_key(job_cfg, "synthetic"))
     assert found == ["st", "fe", "fsa", "fdp", "fe_avgpool"]
@@ -182,7 +183,7 @@ def test_table2_has_the_five_models():
 
 def test_paper_tables_are_consistent():
     data_configs = {p.stem for p in (CONF / "data").glob("*.yaml")}
-    model_configs = {p.stem for p in (CONF / "model").glob("*.yaml")}
+    model_configs = set(model_choices())
     for table in TABLES.values():
         assert len({row.key for row in table.rows}) == len(table.rows), table.name
         assert set(table.datasets) <= data_configs, table.name
@@ -298,7 +299,7 @@ def check_smoke_job(preset: str, job: list[str], paper_cfg, tmp_path: Path) -> N
     for key in (k for k in cfg if k != "hydra"):  # nothing left to set
         if OmegaConf.is_config(cfg[key]):
             OmegaConf.to_container(cfg[key], resolve=True, throw_on_missing=True)
-    net = build_model(model)
+    net = build_model({**model, "num_classes": 8})
     assert sum(p.numel() for p in net.parameters()) < 300_000  # ViViT-B: 89-117 M
     clip = torch.zeros(1, 3, 8, model["img_size"], model["img_size"])
     assert net(clip).shape == (1, 8)
@@ -307,7 +308,7 @@ def check_smoke_job(preset: str, job: list[str], paper_cfg, tmp_path: Path) -> N
 def test_debug_smoke_runs_a_paper_job_end_to_end(synthetic_root, tmp_path):
     """Table 4's last row (the EPIC recipe with every regulariser: RandAugment, mixup, label smoothing, stochastic
     depth, bf16, the 4x1 test; a K400 checkpoint it does not have) trains, validates, tests and is collected."""
-    from vivit.tasks import train
+    from vivit.tasks.train import train
 
     job = tmp_path / "sweep" / "0"
     cfg = compose_config("train", ["experiment=paper/table4_regularisation", "debug=smoke", f"data.root={synthetic_root}",

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vivit.checkpoint import build_model, save_checkpoint
-from vivit.export import example_clip, main, onnx_outputs
+from vivit.models import build_model
+from vivit.weights.checkpoint import save_checkpoint
+from vivit.export import main
+from vivit.weights.export import example_clip, onnx_outputs
 
 MODEL = {"_target_": "vivit.models.FactorisedEncoderViViT", "num_classes": 5, "img_size": 16, "num_frames": 8,
          "tubelet_size": [2, 4, 4], "embed_dim": 32, "depth": 1, "temporal_depth": 1, "num_heads": 4,

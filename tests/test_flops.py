@@ -92,10 +92,13 @@ def test_attention_is_counted(table_2, name, monkeypatch):
 
 def test_real_cpu_forward_counts_like_meta():
     """On real CPU tensors (where SDPA would take the uncounted fused kernel) the count equals the meta count."""
-    cfg = flops.compose_model_config("vivit_ti_st", ["img_size=32", "num_frames=4", "depth=2"], num_classes=10)
-    meta = flops.count_macs(flops.build_meta_model(cfg))
-    from vivit.checkpoint import build_model
+    from omegaconf import OmegaConf
 
+    from vivit.models import build_model
+
+    cfg = flops.compose_model_config("vivit_ti_st", ["img_size=32", "num_frames=4", "depth=2"])
+    cfg = {**OmegaConf.to_container(cfg, resolve=True), "num_classes": 10}
+    meta = flops.count_macs(flops.build_meta_model(cfg))
     cpu = flops.count_macs(build_model(cfg).eval())
     assert cpu == meta and meta["aten.bmm"] > 0
 
@@ -126,7 +129,7 @@ def test_cli_json_lines_with_overrides(capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["vivit_x_st"], "vivit_x_st.yaml"),
+        (["vivit_x_st"], "unknown model config 'vivit_x_st'; pick one of: vivit_b_fdp"),
         (["vivit_b_st", "nonsense=1"], "model.nonsense"),
         (["vivit_b_st", "img_size=200"], "model.img_size=200"),
     ],

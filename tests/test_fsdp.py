@@ -13,13 +13,13 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from hydra.utils import instantiate
 from torch import nn
 
 from tests.conftest import compose_config
-from vivit.checkpoint import build_model
-from vivit.models import BLOCK_CLASSES
-from vivit.models import VARIANTS as MODELS  # the paper's four models
+from vivit.models import build_model
+from vivit.models import VARIANTS, block_classes
 
 TINY = ["model.img_size=32", "model.num_frames=8", "model.tubelet_size=[2,8,8]", "model.depth=2"]
 
@@ -41,13 +41,13 @@ def test_fsdp_config_wraps_and_checkpoints_every_block_class_of_the_four_variant
     wrapped = wrap_classes(strategy.kwargs["auto_wrap_policy"])
     checkpointed = wrap_classes(strategy._activation_checkpointing_kwargs["auto_wrap_policy"])
     seen: set[type] = set()
-    for variant, model_class in MODELS.items():
+    for variant, model_class in ((name, v.model_class) for name, v in VARIANTS.items()):
         small = dict(num_classes=8, img_size=32, num_frames=8, tubelet_size=(2, 8, 8), embed_dim=32, depth=2,
                      num_heads=2)
         blocks = block_types(model_class(**small, **({"classifier": "gap"} if variant == "fsa" else {})))
         assert blocks and blocks <= wrapped and blocks <= checkpointed, (variant, blocks)
         seen |= blocks
-    assert seen == wrapped == checkpointed == set(BLOCK_CLASSES)  # and nothing else (not a whole encoder)
+    assert seen == wrapped == checkpointed == block_classes()  # and nothing else (not a whole encoder)
 
 
 CLIP = 1e-3  # trainer.gradient_clip_val for the test: small enough that every step is clipped
@@ -69,8 +69,8 @@ def _rank(rank: int, world: int, folder: str, queue) -> None:
         from lightning.pytorch.plugins.precision import FSDPPrecision
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
-        from vivit.module import VideoClassifier
-        from vivit.tasks import run_config
+        from vivit.training.module import VideoClassifier
+        from vivit.weights.lightning import run_config
 
         os.environ.update(LOCAL_RANK=str(rank), NODE_RANK="0", WORLD_SIZE=str(world))
         torch.distributed.init_process_group("gloo", init_method=f"file://{folder}/pg", rank=rank, world_size=world)
@@ -83,8 +83,9 @@ def _rank(rank: int, world: int, folder: str, queue) -> None:
         strategy.set_world_ranks()
         strategy.precision_plugin = FSDPPrecision(cfg.trainer.precision)
         torch.manual_seed(0)
-        module = VideoClassifier(net=build_model(cfg.model), optimizer=None, warmup_epochs=0)
-        module.run_config = run_config(cfg)  # what train.py puts in its checkpoints
+        model_config = {**OmegaConf.to_container(cfg.model, resolve=True), "num_classes": 8}
+        module = VideoClassifier(net=build_model(model_config), optimizer=None, warmup_epochs=0)
+        vivit_config = run_config(cfg, 8, "1x1")  # what train.py puts in its checkpoints
         # Lightning's FSDPStrategy._setup_model, with device_id=cpu (it passes the device index, None on the CPU)
         from lightning.fabric.strategies.fsdp import _setup_activation_checkpointing
 
@@ -116,8 +117,7 @@ def _rank(rank: int, world: int, folder: str, queue) -> None:
         if rank == 0:
             torch.save({"norms": norms, "decay": len(groups[0]["params"]), "no_decay": len(groups[1]["params"])},
                        f"{folder}/step_info.pt")
-            checkpoint = {"state_dict": state}
-            module.on_save_checkpoint(checkpoint)
+            checkpoint = {"state_dict": state, "vivit_config": vivit_config}
             torch.save(checkpoint, f"{folder}/fsdp.ckpt")
             torch.save(full, f"{folder}/full_params.pt")
         torch.distributed.barrier()
@@ -130,8 +130,8 @@ def _rank(rank: int, world: int, folder: str, queue) -> None:
 
 def test_fsdp_checkpoint_is_one_full_state_dict_for_eval_and_load_checkpoint(tmp_path):
     from vivit import load_checkpoint
-    from vivit.module import VideoClassifier
-    from vivit.tasks import read_run_checkpoint
+    from vivit.training.module import VideoClassifier
+    from vivit.runtime.preflight import read_checkpoint_argument as read_run_checkpoint
 
     ctx = multiprocessing.get_context("fork")  # no re-import per rank; gloo needs no CUDA
     queue = ctx.Queue()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from vivit.loggers import has_wandb_credentials, resolve_wandb_mode
+from vivit.tracking.wandb import has_wandb_credentials, resolve_wandb_mode
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_netrc_login_counts_as_credentials(tmp_path):
 
 
 def test_offline_logger_builds_without_network_or_prompt(tmp_path, monkeypatch, no_netrc):
-    from vivit.loggers import finish_wandb, wandb_logger
+    from vivit.tracking.wandb import finish_wandb, wandb_logger
 
     monkeypatch.setenv("NETRC", no_netrc["NETRC"])
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
@@ -55,7 +55,7 @@ def test_multirun_jobs_share_one_group_named_after_the_sweep(tmp_path):
     from omegaconf import OmegaConf, open_dict
 
     from tests.conftest import compose_config
-    from vivit.loggers import multirun_group
+    from vivit.tracking.wandb import multirun_group
 
     cfg = compose_config("train", [], output_dir=tmp_path)
     assert multirun_group() is None  # a single run has no group

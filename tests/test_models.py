@@ -10,9 +10,12 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from vivit.checkpoint import INIT_KEYS, build_model as instantiate  # strips the init keys
+from omegaconf import OmegaConf
 from torch import nn
 
+from vivit.models import INIT_KEYS
+from vivit.models import build_model as instantiate  # strips the init keys
+from vivit.runtime.config import model_choices
 from vivit.models import (
     Attention,
     DropPath,
@@ -35,7 +38,7 @@ def tiny(variant: str, num_classes=5, **overrides) -> nn.Module:
     kwargs = {**TINY, **overrides}
     if variant == "fe":
         kwargs.setdefault("temporal_depth", 2)
-    return VARIANTS[variant](num_classes, **kwargs)
+    return VARIANTS[variant].model_class(num_classes, **kwargs)
 
 
 def randomise_head(model: nn.Module) -> None:
@@ -411,7 +414,7 @@ def test_timm_parameter_names():
         ("st", dict(num_frames=0), r"model\.num_frames=0 must be a positive int"),
         ("st", dict(img_size=18, tubelet_size=(2, 4, 6)), r"model\.img_size=18 .*\(e\.g\. 12\)"),
         ("st", dict(num_heads=5), r"model\.embed_dim=32 .*model\.num_heads=5"),
-        ("fsa", dict(classifier="token"), r"model\.classifier='token'.*\('gap',\)"),
+        ("fsa", dict(classifier="token"), r"model\.classifier='token' is not one of 'gap'"),
         ("fdp", dict(classifier="token"), r"model\.classifier='token'"),
         ("fdp", dict(num_heads=2, embed_dim=30), None),  # even heads that divide: fine
         ("fdp", dict(num_heads=1), r"model\.num_heads=1 must be even"),
@@ -481,20 +484,25 @@ def test_torch_compile_and_bf16_autocast():
 
 # -- Hydra configs ---------------------------------------------------------------------------------------------
 
-MODEL_CONFIGS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+MODEL_CONFIGS = model_choices()  # the zoo's names and the files of conf/model/
 COMMON_KEYS = {
-    "_target_", "num_classes", "img_size", "num_frames", "in_chans", "tubelet_size", "embedding", "embed_dim",
+    "_target_", "img_size", "num_frames", "in_chans", "tubelet_size", "embedding", "embed_dim",
     "depth", "num_heads", "mlp_ratio", "qkv_bias", "classifier", "dropout", "attn_dropout", "drop_path_rate",
     "drop_path_mode", "pos_embed_std", "grad_checkpointing",
 }  # fmt: skip
 EXTRA_KEYS = {"fe": {"temporal_depth", "temporal_pooling"}, "fsa": {"attention_order"}, "st": set(), "fdp": set()}
 
 
-def compose_model(name: str, *overrides: str, num_classes: int = 400):
-    """Compose the model group alone (package `model`), with the data.num_classes it interpolates."""
+def build(cfg, num_classes=400) -> nn.Module:
+    """A composed model config built with the number of classes a data module would give it."""
+    return instantiate({**OmegaConf.to_container(cfg, resolve=True), "num_classes": num_classes})
+
+
+def compose_model(name: str, *overrides: str):
+    """Compose the model group alone (package `model`): the zoo's configs (vivit.runtime.config) and the files."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(overrides=[f"+model={name}", f"+data.num_classes={num_classes}", *overrides])
+        return compose(overrides=[f"+model={name}", *overrides])
 
 
 def test_model_zoo_is_complete():
@@ -505,11 +513,11 @@ def test_model_zoo_is_complete():
 @pytest.mark.parametrize("name", MODEL_CONFIGS)
 def test_every_model_config_composes_and_builds(name):
     cfg = compose_model(name).model
-    variant = {cls.__name__: v for v, cls in VARIANTS.items()}[cfg._target_.rsplit(".", 1)[1]]
+    variant = {v.model_class.__name__: k for k, v in VARIANTS.items()}[cfg._target_.rsplit(".", 1)[1]]
     assert set(cfg) - set(INIT_KEYS) == COMMON_KEYS | EXTRA_KEYS[variant], name
-    with torch.device("meta"):
-        model = instantiate(cfg)
-    assert isinstance(model, VARIANTS[variant]) and model.num_classes == 400
+    with torch.device("meta"):  # the number of classes comes from the data
+        model = build(cfg)
+    assert isinstance(model, VARIANTS[variant].model_class) and model.num_classes == 400
     if name.startswith("vivit_") and name != "vivit_tiny":
         size = name.split("_")[1]
         dims = {"ti": (192, 12), "s": (384, 12), "b": (768, 12), "l": (1024, 24), "h": (1280, 32)}[size]
@@ -526,28 +534,28 @@ def test_every_model_config_composes_and_builds(name):
 )  # fmt: skip
 def test_parameter_counts_match_paper_table2(name, millions):
     with torch.device("meta"):
-        model = instantiate(compose_model(name).model)
+        model = build(compose_model(name).model)
     assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(millions, abs=0.1)
 
 
 def test_model_config_overrides():
     cfg = compose_model("vivit_l_fe", "model.temporal_depth=8", "model.drop_path_rate=0.2")
     with torch.device("meta"):
-        model = instantiate(cfg.model)
+        model = build(cfg.model)
     assert len(model.temporal_blocks) == 8 and len(model.blocks) == 24
     assert model.temporal_blocks[-1].drop_path1.p == pytest.approx(0.2)
-    cfg = compose_model("vivit_tiny", num_classes=8).model
+    cfg = compose_model("vivit_tiny").model
     assert cfg.pos_embed_std == 0.5 and cfg.tubelet_size == [2, 8, 8]
-    model = instantiate(cfg)
+    model = build(cfg, num_classes=8)
     assert model(video(frames=8, size=32)).shape == (2, 8)
     D = 64
     block = 12 * D * D + 13 * D  # qkv + proj (4D^2 + 4D), two LayerNorms (4D), MLP 4x (8D^2 + 5D)
     spatial = (3 * 2 * 8 * 8 * D + D) + D + (1 + 16) * D + 3 * block + 2 * D  # conv, CLS, pos, blocks, norm
     temporal = D + (1 + 4) * D + 1 * block + 2 * D
     assert sum(p.numel() for p in model.parameters()) == spatial + temporal + (D * 8 + 8) == 226_888
-    cfg = compose_model("vivit_s_fsa", "data.num_classes={noun:300,verb:97}")  # a mapping from the data config
+    cfg = compose_model("vivit_s_fsa")  # a mapping from the data config
     with torch.device("meta"):
-        model = instantiate(cfg.model)
+        model = build(cfg.model, {"noun": 300, "verb": 97})
     assert model.num_classes == {"noun": 300, "verb": 97} and model.head.out_features == 397
 
 
@@ -557,6 +565,6 @@ def test_model_choice_and_overrides_through_the_train_config(tmp_path):
     cfg = compose_config("train", ["model=vivit_l_fe", "model.temporal_depth=8"], output_dir=tmp_path)
     assert cfg.data.num_frames == cfg.model.num_frames == 32  # the data follows the model's geometry
     with torch.device("meta"):
-        model = instantiate(cfg.model)
+        model = build(cfg.model, cfg.data.num_classes)
     assert isinstance(model, FactorisedEncoderViViT) and len(model.temporal_blocks) == 8
     assert model.num_classes == cfg.data.num_classes

@@ -8,7 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from vivit.module import VideoClassifier, action_topk_correct, mixup, topk_correct, warmup_cosine
+from vivit.evaluation.metrics import joint_topk_correct as action_topk_correct
+from vivit.evaluation.metrics import topk_correct
+from vivit.training.module import VideoClassifier, mixup, warmup_cosine
+
+EPIC_HEADS = {"action": ("noun", "verb")}  # what the EPIC-KITCHENS index declares (combined_heads)
 
 
 class LinearVideoNet(nn.Module):
@@ -111,13 +115,13 @@ def test_unreadable_videos_count_as_wrong_not_dropped():
 def test_metric_names_single_and_epic_heads():
     assert make_module(10)._metric_names() == ["top1", "top5"]
     assert make_module(4)._metric_names() == ["top1"]  # no top-5 with <= 5 classes, as scenic
-    names = make_module({"noun": 300, "verb": 97})._metric_names()
+    names = make_module({"noun": 300, "verb": 97}, combined_heads=EPIC_HEADS)._metric_names()
     assert names == ["noun_top1", "noun_top5", "verb_top1", "verb_top5", "action_top1", "action_top5", "top1"]
 
 
 def test_headline_top1_of_several_heads_is_all_heads_right_and_equals_action_top1():
     torch.manual_seed(0)
-    module = make_module({"noun": 7, "verb": 6})
+    module = make_module({"noun": 7, "verb": 6}, combined_heads=EPIC_HEADS)
     logits = {"noun": torch.randn(64, 7), "verb": torch.randn(64, 6)}
     labels = {"noun": torch.randint(0, 7, (64,)), "verb": torch.randint(0, 6, (64,))}
     correct = module._correct(logits, labels)

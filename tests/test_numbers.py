@@ -4,14 +4,15 @@ sampling, weight decay groups, num_classes and label checks, and the regularisat
 from __future__ import annotations
 
 import numpy as np
+from omegaconf import OmegaConf
 import pytest
 import torch
 from torchvision import tv_tensors
 
-from datamodules import VideoDataModule
-from datamodules.datamodule import VideoDataset
-from datamodules.reader import VideoReadError
-from datamodules.transforms import ColourAugment, VideoRandAugment, to_video, train_transform
+from vivit.datamodules import VideoDataModule
+from vivit.datamodules.datamodule import VideoDataset
+from vivit.datamodules.reader import VideoReadError
+from vivit.datamodules.transforms import ColourAugment, VideoRandAugment, to_video, train_transform
 
 
 # ------------------------------------------------------------------------------ defect 1: every branch forced on
@@ -59,7 +60,7 @@ def _dataset(records, transform, mode="train"):
 
 
 def test_a_transform_bug_is_not_an_unreadable_video(tmp_path):
-    from datamodules.records import VideoRecord
+    from vivit.datamodules.records import VideoRecord
     from tests.fixtures.videos import write_video
 
     path = write_video(tmp_path / "v.mp4", 4, height=16, width=16)
@@ -72,11 +73,10 @@ def test_a_transform_bug_is_not_an_unreadable_video(tmp_path):
         dataset = _dataset(records, broken, mode)
         with pytest.raises(TypeError, match="a bug in a transform"):
             dataset[0]
-        assert dataset.num_errors.value == 0
-    from datamodules.transforms import EvalTransform
+    from vivit.datamodules.transforms import EvalTransform
 
     missing = _dataset([VideoRecord(tmp_path / "none.mp4", 0, "x"), *records], EvalTransform(16), "val")
-    assert missing[0]["valid"] is False and missing.num_errors.value == 1  # the reader's own failure: counted
+    assert missing[0]["valid"] is False  # the reader's own failure: an unreadable video
     with pytest.raises(VideoReadError):
         VideoDataset(missing.records, "val", 2, 1, 16, EvalTransform(16), on_error="raise")[0]
 
@@ -85,7 +85,7 @@ def test_a_transform_bug_is_not_an_unreadable_video(tmp_path):
 def test_reported_as_keeps_the_traceback_of_a_bug():
     import hydra
 
-    from vivit.tasks import ConfigError, _reported_as
+    from vivit.runtime.errors import ConfigError, reported_as as _reported_as
 
     def transform_with_a_bug():
         return torch.zeros(2) + "a string"  # a TypeError deep in project code
@@ -112,7 +112,7 @@ def test_reported_as_keeps_the_traceback_of_a_bug():
 def test_a_transform_type_error_inside_instantiate_keeps_its_traceback():
     import hydra
 
-    from vivit.tasks import _reported_as
+    from vivit.runtime.errors import reported_as as _reported_as
 
     with pytest.raises(hydra.errors.InstantiationException) as error:
         with _reported_as("data"):  # VideoRandAugment raises TypeError on a float clip, inside the target
@@ -125,7 +125,8 @@ def test_a_transform_type_error_inside_instantiate_keeps_its_traceback():
 @pytest.mark.parametrize("oc_cause", ["1", "0"])
 def test_a_missing_key_is_named_with_oc_cause_or_a_tracer(tmp_path, monkeypatch, oc_cause):
     from tests.conftest import compose_config
-    from vivit.tasks import ConfigError, train
+    from vivit.runtime.errors import ConfigError
+    from vivit.tasks.train import train
 
     monkeypatch.setenv("OC_CAUSE", oc_cause)
     cfg = compose_config("train", ["debug=fdr", "data=k400", "logger=none"], output_dir=tmp_path)
@@ -135,9 +136,9 @@ def test_a_missing_key_is_named_with_oc_cause_or_a_tracer(tmp_path, monkeypatch,
 
 # ------------------------------------------------------------------------- defect 4: the centre clip of a 1x1 test
 def test_one_temporal_view_is_the_centre_clip(tmp_path):
-    from datamodules import sampling
-    from datamodules.records import VideoRecord
-    from datamodules.transforms import EvalTransform
+    from vivit.datamodules import sampling
+    from vivit.datamodules.records import VideoRecord
+    from vivit.datamodules.transforms import EvalTransform
     from tests.fixtures.videos import read_code, write_video
 
     path = write_video(tmp_path / "coded.mp4", 20, height=48, width=64)
@@ -169,7 +170,7 @@ class TokenNet(torch.nn.Module):
 
 
 def test_no_weight_decay_for_tokens_norms_and_biases():
-    from vivit.module import VideoClassifier
+    from vivit.training.module import VideoClassifier
 
     module = VideoClassifier(TokenNet(), optimizer=lambda params: torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05))
     names = {id(p): n for n, p in module.named_parameters()}
@@ -193,10 +194,10 @@ def test_the_vivit_models_tokens_are_not_decayed(tmp_path):
     from hydra.utils import instantiate
 
     from tests.conftest import compose_config
-    from vivit.checkpoint import build_model
+    from vivit.models import build_model
 
     cfg = compose_config("train", ["model=vivit_ti_fe", "optim=adamw_cosine"], output_dir=tmp_path)
-    net = build_model({**cfg.model, "num_classes": 8})
+    net = build_model({**OmegaConf.to_container(cfg.model, resolve=True), "num_classes": 8})
     module = instantiate(cfg.module, net=net, optimizer=cfg.optim.optimizer)
     module._trainer = SimpleNamespace(estimated_stepping_batches=10, max_epochs=1, model=module)  # what it reads
     optimizer = module.configure_optimizers()["optimizer"]
@@ -210,7 +211,7 @@ def test_the_vivit_models_tokens_are_not_decayed(tmp_path):
 # ---------------------------------------------------------------- defects 9 and 10: classes and labels up front
 @pytest.fixture(scope="module")
 def folder_root(tmp_path_factory):
-    from datamodules import SyntheticVideos
+    from vivit.datamodules import SyntheticVideos
 
     root = tmp_path_factory.mktemp("folder") / "synthetic"
     SyntheticVideos(root, num_train=16, num_val=8, num_test=8, workers=1).prepare()
@@ -227,11 +228,15 @@ def folder_config(root, tmp_path, *extra, debug="debug=fdr"):
 
 
 def test_num_classes_is_read_from_the_index(folder_root, tmp_path):
-    from vivit.tasks import ConfigError, build
+    from vivit.runtime.errors import ConfigError
+    from vivit.tasks.build import build
 
     run = build(folder_config(folder_root, tmp_path), "fit")
     assert run.module.num_classes == {"": 8} and run.datamodule.num_classes == 8
-    assert run.module.run_config["resolved"]["data"]["num_classes"] == 8  # eval.py gets the number
+    from vivit.weights.lightning import SelfDescribingCheckpoints
+
+    describer = next(c for c in run.trainer.callbacks if isinstance(c, SelfDescribingCheckpoints))
+    assert describer.config["resolved"]["data"]["num_classes"] == 8  # eval.py gets the number
     with pytest.raises(ConfigError, match=r"^data: data\.num_classes is 5 .* has 8 classes; set data\.num_classes=8$"):
         build(folder_config(folder_root, tmp_path, "data.num_classes=5"), "fit")
     from tests.conftest import compose_config
@@ -253,7 +258,8 @@ def _copy_split(src, dst, edit):
 
 
 def test_an_empty_label_in_a_labelled_split_stops_before_training(folder_root, tmp_path):
-    from vivit.tasks import ConfigError, build
+    from vivit.runtime.errors import ConfigError
+    from vivit.tasks.build import build
 
     root = _copy_split(folder_root, tmp_path / "data", {"val": (3, "")})
     with pytest.raises(ConfigError, match=r"val\.csv:3: no label, but 7 other rows"):
@@ -261,7 +267,8 @@ def test_an_empty_label_in_a_labelled_split_stops_before_training(folder_root, t
 
 
 def test_an_unknown_test_label_stops_before_training(folder_root, tmp_path):
-    from vivit.tasks import ConfigError, build
+    from vivit.runtime.errors import ConfigError
+    from vivit.tasks.build import build
 
     root = _copy_split(folder_root, tmp_path / "data", {"test": (4, "purple_sideways")})
     with pytest.raises(ConfigError, match=r"test\.csv:4: label 'purple_sideways' of split 'test'"):
@@ -273,7 +280,7 @@ def test_epic_rows_without_a_label_are_named(tmp_path):
     import shutil
     from pathlib import Path
 
-    from datamodules.index import EpicKitchens100
+    from vivit.datamodules.index import EpicKitchens100
 
     fixtures = Path(__file__).parent / "fixtures" / "epic100"
     annotations = tmp_path / "annotations"
@@ -308,7 +315,7 @@ def broken_run(folder_root, tmp_path_factory):
     import json
     import shutil
 
-    from vivit.tasks import train
+    from vivit.tasks.train import train
 
     tmp = tmp_path_factory.mktemp("broken")
     root = tmp / "data"
@@ -334,7 +341,7 @@ def test_unreadable_videos_are_counted_per_split_and_pass(broken_run):
 
 def _eval(ckpt, tmp_path, *extra):
     from tests.conftest import compose_config
-    from vivit.tasks import evaluate
+    from vivit.tasks.evaluate import evaluate
 
     overrides = [f"ckpt_path={ckpt}", *extra]
     cfg = compose_config("eval", [*overrides, "trainer.accelerator=cpu"], output_dir=tmp_path)
@@ -358,7 +365,7 @@ def test_per_class_outputs_of_the_final_test_and_of_eval(broken_run, tmp_path):
     out, summary, _ = broken_run
     with (out / "per_class_test.csv").open() as f:
         rows = list(csv.DictReader(f))
-    from datamodules.synthetic import CLASSES
+    from vivit.datamodules.synthetic import CLASSES
 
     assert [r["name"] for r in rows] == CLASSES  # classes.txt order
     assert sum(int(r["count"]) for r in rows) == 8
@@ -383,19 +390,27 @@ def _epic_validation():
 
 
 def test_epic_breakdown_matches_the_official_definitions():
-    from vivit import evaluation
+    from vivit.datamodules.index import EpicKitchens100
+    from vivit.datamodules.records import VideoRecord
+    from vivit.evaluation.split import subset_accuracies
 
     rows, nouns, verbs = _epic_validation()
     torch.manual_seed(0)
     noun = torch.randn(len(rows), 300) + 4 * torch.nn.functional.one_hot(nouns, 300) * (torch.rand(len(rows), 1) < 0.5)
     verb = torch.randn(len(rows), 97) + 4 * torch.nn.functional.one_hot(verbs, 97) * (torch.rand(len(rows), 1) < 0.6)
     unseen = {r.strip() for r in (EPIC / "EPIC_100_unseen_participant_ids_validation.csv").read_text().split()[1:]}
-    tail_v = set(evaluation.read_class_column(EPIC / "EPIC_100_tail_verbs.csv", "verb"))
-    tail_n = set(evaluation.read_class_column(EPIC / "EPIC_100_tail_nouns.csv", "noun"))
+    tail_v = {int(r["verb"]) for r in __import__("csv").DictReader((EPIC / "EPIC_100_tail_verbs.csv").open())}
+    tail_n = {int(r["noun"]) for r in __import__("csv").DictReader((EPIC / "EPIC_100_tail_nouns.csv").open())}
     assert unseen == {"P18", "P32"}
     # the first 300 rows are all P01: relabel every third row as P18 (an unseen participant) to exercise the mask
     participants = ["P18" if i % 3 == 0 else r["participant_id"] for i, r in enumerate(rows)]
-    got = evaluation.epic_breakdown(noun, verb, nouns, verbs, participants, unseen, tail_n, tail_v, "val")
+    records = [VideoRecord("v.mp4", {"noun": int(n), "verb": int(v)}, f"{p}_{r['narration_id'].split('_', 1)[1]}")
+               for p, r, n, v in zip(participants, rows, nouns, verbs)]
+    index = EpicKitchens100("/unused", annotations=EPIC, cache_dir=False)  # the breakdown the dataset declares
+    subsets = index.evaluation_subsets("val", records)
+    logits, labels = {"noun": noun, "verb": verb}, {"noun": nouns, "verb": verbs}
+    valid = torch.ones(len(rows), dtype=torch.bool)
+    got = subset_accuracies(logits, labels, valid, subsets, index.combined_heads, "val")
     # reference, row by row: top-1 of each head, action = both right; subsets as the official script masks them
     v_ok = [int(verb[i].argmax()) == int(verbs[i]) for i in range(len(rows))]
     n_ok = [int(noun[i].argmax()) == int(nouns[i]) for i in range(len(rows))]
@@ -439,12 +454,13 @@ def test_eval_on_the_epic_test_timestamps_writes_a_valid_submission(tmp_path):
     import json
     import shutil
 
-    from omegaconf import OmegaConf
 
     from tests.conftest import compose_config
     from tests.fixtures import releases
-    from vivit.checkpoint import build_model, save_checkpoint
-    from vivit.tasks import ConfigError, evaluate
+    from vivit.models import build_model
+    from vivit.weights.checkpoint import save_checkpoint
+    from vivit.runtime.errors import ConfigError
+    from vivit.tasks.evaluate import evaluate
 
     release = releases.make_epic_frames(tmp_path / "epic")
     annotations = release.root / "epic-kitchens-100-annotations"
@@ -454,6 +470,7 @@ def test_eval_on_the_epic_test_timestamps_writes_a_valid_submission(tmp_path):
             f"data.index.cache_dir={tmp_path / 'cache'}", "data.test_views=1x1"]
     train_cfg = compose_config("train", [*data, "model=vivit_tiny"])
     source, resolved = (OmegaConf.to_container(train_cfg.model, resolve=r) for r in (False, True))
+    resolved["num_classes"] = {"noun": 300, "verb": 97}
     torch.manual_seed(0)
     net = build_model(resolved)
     for head in net.modules():  # a fresh head is zero-initialised: give the scores something to rank
@@ -491,7 +508,7 @@ def test_eval_on_the_epic_test_timestamps_writes_a_valid_submission(tmp_path):
 
 # ------------------------------------------------------------ defects 5 and 6: resampling rate, VFR, frame-exact
 def test_kinetics_is_resampled_at_25_fps(tmp_path):
-    from datamodules import FolderVideos
+    from vivit.datamodules import FolderVideos
     from tests.conftest import compose_config
     from tests.fixtures.videos import read_codes, write_video
 
@@ -519,8 +536,8 @@ def test_kinetics_is_resampled_at_25_fps(tmp_path):
 def test_variable_frame_rate_indices_count_decoded_frames(tmp_path):
     from fractions import Fraction
 
-    from datamodules import probe, read_frames
-    from datamodules.records import VideoRecord
+    from vivit.datamodules import probe, read_frames
+    from vivit.datamodules.records import VideoRecord
     from tests.fixtures.videos import read_codes, write_video
 
     # frames at 0, 40, 80, 200, 240, 400 ms (average rate 6 frames / 0.44 s): index i is the i-th decoded frame
@@ -541,7 +558,7 @@ def test_training_step_with_mixup_and_label_smoothing_by_hand():
     import torch.nn.functional as F
 
     from tests.test_module import LinearVideoNet
-    from vivit.module import VideoClassifier
+    from vivit.training.module import VideoClassifier
 
     class Squared(LinearVideoNet):  # non-linear in the pixels
         def forward(self, video):
@@ -596,14 +613,13 @@ def test_the_table4_row6_data_module_applies_randaugment(tmp_path, monkeypatch):
 
 
 def OmegaConf_select(cfg, key):
-    from omegaconf import OmegaConf
 
     return OmegaConf.to_container(OmegaConf.select(cfg, key), resolve=True)
 
 
 def test_multi_view_average_of_logits_through_a_non_linear_network():
     from tests.test_module import LinearVideoNet
-    from vivit.module import VideoClassifier
+    from vivit.training.module import VideoClassifier
 
     class Squared(LinearVideoNet):
         def forward(self, video):
@@ -619,7 +635,8 @@ def test_multi_view_average_of_logits_through_a_non_linear_network():
 
 
 def test_eval_averages_the_logits_of_the_views_it_reads(broken_run, tmp_path):
-    from vivit.checkpoint import build_model, read_checkpoint
+    from vivit.models import build_model
+    from vivit.weights.checkpoint import read_checkpoint
 
     out, _, _ = broken_run
     ckpt = out / "checkpoints" / "last.ckpt"
@@ -632,7 +649,6 @@ def test_eval_averages_the_logits_of_the_views_it_reads(broken_run, tmp_path):
     net.load_state_dict(weights)
     net.eval()
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
     data = OmegaConf.create(config["resolved"]["data"])
     data.test_views, data.min_resize = "2x3", 40
@@ -657,9 +673,9 @@ def test_layer_norm_eps_and_gelu_by_output():
     import math
 
     from tests.conftest import compose_config
-    from vivit.checkpoint import build_model
+    from vivit.models import build_model
 
-    net = build_model({**compose_config("train", ["model=vivit_ti_fe"]).model, "num_classes": 8})
+    net = build_model({**OmegaConf.to_container(compose_config("train", ["model=vivit_ti_fe"]).model), "num_classes": 8})
     norms = [m for m in net.modules() if isinstance(m, torch.nn.LayerNorm)]
     acts = [m for m in net.modules() if isinstance(m, torch.nn.GELU)]
     assert norms and acts
@@ -688,7 +704,7 @@ def test_a_wandb_logger_in_the_test_environment_writes_nothing_into_home(tmp_pat
     env = {**os.environ, "HOME": str(home), "NETRC": str(tmp_path / "no_netrc")}
     env.pop("WANDB_MODE", None)
     env.pop("WANDB_API_KEY", None)
-    code = ("from vivit.loggers import finish_wandb, wandb_logger\n"
+    code = ("from vivit.tracking.wandb import finish_wandb, wandb_logger\n"
             f"logger = wandb_logger(save_dir={str(tmp_path)!r}, project='test')\n"
             "logger.log_metrics({'x': 1.0})\nassert logger.experiment.settings.mode == 'offline'\nfinish_wandb()\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
@@ -699,7 +715,7 @@ def test_a_wandb_logger_in_the_test_environment_writes_nothing_into_home(tmp_pat
 def test_kinetics_rows_without_a_label_are_named(tmp_path):
     import csv
 
-    from datamodules.index import Kinetics
+    from vivit.datamodules.index import Kinetics
     from tests.fixtures import releases
 
     release = releases.make_kinetics(tmp_path / "k400", 400)
@@ -716,7 +732,7 @@ def test_kinetics_rows_without_a_label_are_named(tmp_path):
 # ------------------------------------------------- defect 10 for SSv2 and MiT: train.py stops before training
 def _release_run(name, root, tmp_path):
     from tests.conftest import compose_config
-    from vivit.tasks import build
+    from vivit.tasks.build import build
 
     cfg = compose_config("train", [f"data={name}", f"data.root={root}", f"data.index.cache_dir={tmp_path / 'cache'}",
                                    "data.num_workers=0", "data.num_classes=null", "model=vivit_tiny", "logger=none"],
@@ -728,7 +744,7 @@ def test_ssv2_entries_without_a_template_or_with_an_unknown_one_are_named_by_lin
     import json
 
     from tests.fixtures import releases
-    from vivit.tasks import ConfigError
+    from vivit.runtime.errors import ConfigError
 
     release = releases.make_ssv2(tmp_path / "ssv2")
     path = release.root / "labels" / "something-something-v2-validation.json"
@@ -753,14 +769,14 @@ def test_ssv2_entries_without_a_template_or_with_an_unknown_one_are_named_by_lin
 
 
 def SomethingSomethingV2_test(root):
-    from datamodules.index import SomethingSomethingV2
+    from vivit.datamodules.index import SomethingSomethingV2
 
     return SomethingSomethingV2(root, test="test", cache_dir=False)
 
 
 def test_mit_rows_without_a_label_or_with_an_unknown_one_are_named_by_line(tmp_path):
     from tests.fixtures import releases
-    from vivit.tasks import ConfigError
+    from vivit.runtime.errors import ConfigError
 
     release = releases.make_mit(tmp_path / "mit")
     path = release.root / "validationSet.csv"
@@ -826,7 +842,7 @@ def test_train_on_two_processes_sums_the_unreadable_counts_of_both_ranks(folder_
 
 # --------------------------------------------------------- evaluation outputs: hundreds of classes, unreadable
 def test_confusion_of_many_classes_shows_the_most_confused_pairs_without_unreadable_videos(tmp_path, monkeypatch):
-    from vivit import evaluation
+    from vivit.evaluation import reports as evaluation
 
     k = 40  # above the 30 of a full matrix
     labels = torch.cat([torch.arange(k).repeat(3), torch.zeros(10, dtype=torch.long)])  # 3 per class, 13 of class 0
@@ -841,13 +857,14 @@ def test_confusion_of_many_classes_shows_the_most_confused_pairs_without_unreada
     original = evaluation.most_confused_pairs
     monkeypatch.setattr(evaluation, "most_confused_pairs", lambda m, n: seen.append(original(m, n)) or seen[-1])
     names = [f"class {c}" for c in range(k)]
-    written = evaluation.write_outputs(tmp_path, "test", {"": logits}, {"": labels}, {"": names}, valid)
+    evaluation.write_outputs(tmp_path, "test", {"": logits}, {"": labels}, {"": names}, valid)
     assert seen == [[(3, 7, 3), (10, 11, 2)]]  # largest first; the unreadable video is no confusion
     assert (tmp_path / "confusion_test.png").stat().st_size > 1000
     # ... but it counts as wrong in the accuracies: 37 classes at 1, class 3 at 0, 10 at 1/3, 25 at 2/3 (each class
     # weighs the same: the micro accuracy, 124 of 130, would be 0.954)
     expected = (37 + 0 + 1 / 3 + 2 / 3) / k
-    assert written["metrics"]["test/mean_class_top1"] == pytest.approx(expected)
+    metrics = evaluation.mean_class_metrics("test", {"": logits}, {"": labels}, valid)
+    assert metrics["test/mean_class_top1"] == pytest.approx(expected)
 
 
 
@@ -856,8 +873,9 @@ def test_best_by_val_is_not_tested_where_test_is_the_validation_file(caplog):
     would be model selection on the reported split, so `test_best=true` skips it (with a warning)."""
     from types import SimpleNamespace
 
-    from datamodules.records import VideoRecord
-    from vivit.tasks import _test_best
+    from vivit.datamodules.records import VideoRecord
+    from vivit.evaluation.split import SplitEvaluation
+    from vivit.tasks.train import test_best as _test_best
 
     val = [VideoRecord("a.mp4", 0, "a"), VideoRecord("b.mp4", 1, "b")]
     tested = []
@@ -867,6 +885,7 @@ def test_best_by_val_is_not_tested_where_test_is_the_validation_file(caplog):
     for test, expected in ((val, {}), ([VideoRecord("c.mp4", 0, "c")], {
             "checkpoint_best": "best.ckpt", "test_best": {"test_best/top1": 0.5}})):
         index = SimpleNamespace(records=lambda split, test=test: val if split == "val" else test)
-        run = SimpleNamespace(trainer=trainer, module=None, datamodule=SimpleNamespace(index=index))
+        run = SimpleNamespace(trainer=trainer, module=None, datamodule=SimpleNamespace(index=index),
+                              evaluation=SplitEvaluation("unused"))
         assert _test_best(run) == expected
     assert tested == ["best.ckpt"] and "test_best skipped" in caplog.text

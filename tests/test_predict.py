@@ -13,8 +13,8 @@ import torch
 import vivit
 from tests.conftest import ROOT, compose_config
 from tests.fixtures.videos import write_video
-from vivit.inference import native_bf16
-from vivit.tasks import evaluate
+from vivit.tasks.predict import native_bf16
+from vivit.tasks.evaluate import evaluate
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def checkpoint(logged_run):
 
 def test_predict_gives_the_probabilities_of_eval_with_the_checkpoint_names(checkpoint, tmp_path):
     """The same views of the same test videos: predict's probabilities are the softmax of eval's logits."""
-    from datamodules.synthetic import CLASSES
+    from vivit.datamodules.synthetic import CLASSES
 
     overrides = [f"ckpt_path={checkpoint}", "eval.save_predictions=true", "eval.views=2x1"]
     result = evaluate(compose_config("eval", [*overrides, "trainer.accelerator=cpu"], output_dir=tmp_path), overrides)
@@ -108,7 +108,7 @@ def test_native_bf16_is_read_from_the_cpu_flags():
 
 
 def test_auto_precision_uses_bf16_autocast_only_on_a_cpu_with_native_bf16(monkeypatch):
-    from vivit import inference
+    from vivit.tasks import predict as inference
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(inference, "native_bf16", lambda cpuinfo=None: True)
@@ -117,5 +117,5 @@ def test_auto_precision_uses_bf16_autocast_only_on_a_cpu_with_native_bf16(monkey
     monkeypatch.setattr(inference, "native_bf16", lambda cpuinfo=None: False)
     assert inference.autocast_dtype("auto", cpu) is None  # emulated bf16 would be slower than fp32
     assert inference.autocast_dtype("bf16", cpu) == torch.bfloat16  # asked for: given
-    with pytest.raises(ValueError, match="precision: expected 'auto', '32' or 'bf16'"):
+    with pytest.raises(ValueError, match="precision='fp16' is not one of 'auto', '32', 'bf16'"):
         inference.autocast_dtype("fp16", cpu)

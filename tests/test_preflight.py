@@ -14,7 +14,9 @@ import torch
 
 from tests.conftest import compose_config
 from tests.test_train import small_overrides
-from vivit.tasks import ConfigError, evaluate, train
+from vivit.runtime.errors import ConfigError
+from vivit.tasks.evaluate import evaluate
+from vivit.tasks.train import train
 
 
 def fresh_data(tmp_path: Path) -> list[str]:
@@ -67,7 +69,7 @@ def test_resuming_from_a_missing_foreign_truncated_or_weights_only_file_is_named
     fails_before_work([f"ckpt_path={missing}"], tmp_path, rf"^ckpt_path: no checkpoint file at '{missing}'")
     text = tmp_path / "notes.ckpt"
     text.write_text("not a checkpoint")
-    fails_before_work([f"ckpt_path={text}"], tmp_path, r"^ckpt_path: .* is not a checkpoint")
+    fails_before_work([f"ckpt_path={text}"], tmp_path, r"^ckpt_path: .* is not a torch.save file")
     data = checkpoint.read_bytes()
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(data[: len(data) * 2 // 3])  # what a full disk left before the writes were atomic
@@ -77,7 +79,7 @@ def test_resuming_from_a_missing_foreign_truncated_or_weights_only_file_is_named
     fails_before_work([f"ckpt_path={weights_only}"], tmp_path,
                       r"^ckpt_path: .* is not a training checkpoint \(no optimizer_states, loops\)")
     # `train=false ckpt_path=...` only tests the checkpoint: its weights are enough
-    from vivit.preflight import read_resume_checkpoint
+    from vivit.runtime.preflight import read_resume_checkpoint
 
     assert "blocks.0.attn.qkv.weight" in read_resume_checkpoint(str(weights_only), resume=False).weights
 

@@ -14,14 +14,14 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from vivit.checkpoint import save_checkpoint
+from vivit.weights.checkpoint import save_checkpoint
 from vivit.models import (
     FactorisedEncoderViViT,
     FactorisedSelfAttentionViViT,
     SpatioTemporalViViT,
     VARIANTS,
 )
-from vivit.pretrained import initialise
+from vivit.weights.pretrained import initialise
 
 # The image ViT: 16x16 images, 4x4 patches (a 4x4 grid), width 32, 2 blocks of 4 heads.
 # The ViViTs: 8 frames of 16x16, 2x4x4 tubelets -> 4 time steps x the same 4x4 grid.
@@ -56,7 +56,7 @@ def save(vit: nn.Module, path) -> str:
 
 def vivit(variant: str, num_classes: int = 5, seed: int = 1, **overrides) -> nn.Module:
     kwargs = {**TINY, **({"temporal_depth": 2} if variant == "fe" else {}), **overrides}
-    return randomise(VARIANTS[variant](num_classes, **kwargs), seed)
+    return randomise(VARIANTS[variant].model_class(num_classes, **kwargs), seed)
 
 
 def image(seed: int = 2) -> torch.Tensor:

@@ -82,7 +82,7 @@ def killed_and_resumed(synthetic_root, tmp_path_factory):
     """Two train.py runs started at once (the reference, and one SIGKILLed at a random point after its first
     checkpoint), then `train.py resume=<its folder>`. Every second of the next ten minutes already has a run
     folder, so both runs must pick a suffixed name."""
-    from vivit.runs import TIME_FORMAT
+    from vivit.runtime.runs import TIME_FORMAT
 
     tmp = tmp_path_factory.mktemp("kill")
     runs = tmp / "outputs" / "train" / "runs"
@@ -163,7 +163,7 @@ def test_the_resumed_run_continues_its_history_logs_best_score_and_wandb_run(kil
 def test_run_folders_made_at_the_same_moment_never_collide(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from vivit.runs import new_run_dir
+    from vivit.runtime.runs import new_run_dir
 
     with ThreadPoolExecutor(8) as pool:
         folders = list(pool.map(lambda _: new_run_dir(tmp_path), range(16)))
@@ -174,7 +174,7 @@ def test_run_folders_made_at_the_same_moment_never_collide(tmp_path):
 
 
 def test_resume_repeats_the_runs_overrides_in_its_folder(tmp_path):
-    from vivit.runs import resume_arguments
+    from vivit.runtime.runs import resume_arguments
 
     run = tmp_path / "runs" / "2026-12-03_10-00-00"
     (run / ".hydra").mkdir(parents=True)

@@ -19,7 +19,8 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF, ROOT, compose_config
 from tests.test_train import SMALL_DATA
-from vivit.tasks import ConfigError, build, build_trainer
+from vivit.runtime.errors import ConfigError
+from vivit.tasks.build import build, build_trainer
 
 JOB_ID = "4242"  # what the fake sbatch answers
 
@@ -84,7 +85,7 @@ def test_slurm_preset_gives_sbatch_nodes_gpus_tasks_and_the_requeue_signal(tmp_p
     # Lightning's SLURM environment, with the requeue on the same signal as sbatch's --signal
     cfg = compose_config("train", ["hydra/launcher=slurm", "trainer=ddp"])
     environment = instantiate(cfg.trainer.plugins.cluster_environment)
-    assert cfg.trainer.plugins.checkpoint_io._target_ == "vivit.atomic.AtomicCheckpointIO"  # added, not replaced
+    assert cfg.trainer.plugins.checkpoint_io._target_ == "vivit.weights.lightning.AtomicCheckpointIO"  # added, not replaced
     assert type(environment).__name__ == "SLURMEnvironment" and environment.auto_requeue
     assert environment.requeue_signal.name == "SIG" + flags["#SBATCH --signal"].split("@")[0]
 
@@ -117,7 +118,7 @@ def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_c
     """Attempt 0 gets SLURM's timeout signal after epoch 0 (of 2): Lightning requeues (scontrol), the run saves
     last.ckpt and exits 143. Attempt 1 (SLURM_RESTART_COUNT=1) runs the same submission in the same folder,
     resumes from that last.ckpt and finishes epoch 1 only."""
-    import train
+    from vivit.tasks.train import job
 
     submit(tmp_path, [f"data.root={synthetic_root}", *SMALL_DATA, "logger=none", "trainer.accelerator=cpu",
                       "trainer.devices=1", "trainer.max_epochs=2", "threads=1", "test=false",
@@ -126,7 +127,7 @@ def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_c
                       "callbacks.curves=null", "callbacks.rich_progress_bar=null", "callbacks.throughput=null",
                       "+callbacks.signal._target_=tests.ddp_probe.SignalAtEpochEnd",
                       "+callbacks.signal.output_dir=${paths.output_dir}"],
-           [["seed=0"]], train.main, monkeypatch)
+           [["seed=0"]], job, monkeypatch)
     job, folder = JOB_ID, tmp_path / "sweep" / ".submitit" / "%j"
     assert (tmp_path / "sweep" / ".submitit" / job / f"{job}_submitted.pkl").is_file()
     job_dir = tmp_path / "sweep" / "0"
@@ -167,7 +168,7 @@ def test_under_slurm_srun_starts_the_ranks_and_lightning_spawns_none(tmp_path, m
     for flag in (rank_zero_only, utilities_rank_zero_only):
         monkeypatch.setattr(flag, "rank", flag.rank)
 
-    from vivit.distributed import JobRankLauncher, start_ranks_from_job
+    from vivit.runtime.ranks import JobRankLauncher, start_ranks_from_job
 
     slurm = {"SLURM_JOB_ID": JOB_ID, "SLURM_JOB_NAME": "train", "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2",
              "SLURM_JOB_NUM_NODES": "1", "SLURM_NNODES": "1", "SLURM_PROCID": "1", "SLURM_LOCALID": "1",

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, compose_config
-from vivit.tasks import ConfigError, evaluate, train
+from vivit.runtime.errors import ConfigError
+from vivit.tasks.evaluate import evaluate
+from vivit.tasks.train import train
 
 SMALL_DATA = ["data.index.num_train=64", "data.index.num_val=32", "data.index.num_test=32", "data.batch_size=16"]
 
@@ -55,7 +57,7 @@ def test_training_writes_checkpoints_metrics_and_curves(trained_run):
     assert (out / "csv" / "metrics.csv").is_file()
     checkpoint = torch.load(summary["checkpoint"], map_location="cpu", weights_only=False)
     assert checkpoint["vivit_config"]["resolved"]["model"]["num_classes"] == 8
-    from datamodules.synthetic import CLASSES
+    from vivit.datamodules.synthetic import CLASSES
 
     assert checkpoint["vivit_config"]["classes"] == CLASSES  # the index's names, in label order
 
@@ -136,7 +138,7 @@ def test_model_init_loads_an_image_vit_before_training(synthetic_root, tmp_path)
     from safetensors.torch import save_file
     from timm.models.vision_transformer import VisionTransformer
 
-    from vivit.tasks import build
+    from vivit.tasks.build import build
 
     vit = VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=3, num_heads=4, num_classes=0)
     for p in vit.parameters():
@@ -162,7 +164,7 @@ def test_eval_saves_per_video_predictions(trained_run, tmp_path):
     logits = predictions["logits"][""]
     assert logits.shape == (32, 8)
     # the saved logits give the same top-1 as the logged metric
-    from datamodules.folder import FolderVideos  # noqa: F401  (the synthetic index is a FolderVideos)
+    from vivit.datamodules.folder import FolderVideos  # noqa: F401  (the synthetic index is a FolderVideos)
 
     cfg_data = torch.load(summary["checkpoint"], weights_only=False)["vivit_config"]["resolved"]["data"]
     index = hydra_index(cfg_data)
@@ -182,11 +184,12 @@ def test_eval_accepts_a_converted_file_and_needs_a_data_choice(synthetic_root, t
     """A `vivit.convert` output holds only the model: eval.py takes the data from the command line."""
     from omegaconf import OmegaConf
 
-    from vivit.checkpoint import build_model, save_checkpoint
+    from vivit.models import build_model
+    from vivit.weights.checkpoint import save_checkpoint
 
     train_cfg = compose_config("train", small_overrides(synthetic_root), output_dir=tmp_path)
     model_source = OmegaConf.to_container(train_cfg.model, resolve=False)
-    model_resolved = OmegaConf.to_container(train_cfg.model, resolve=True)
+    model_resolved = {**OmegaConf.to_container(train_cfg.model, resolve=True), "num_classes": 8}
     net = build_model(model_resolved)
     save_checkpoint(tmp_path / "converted.pt", net.state_dict(), model_source, model_resolved)
 
@@ -206,12 +209,13 @@ def test_eval_warns_when_the_checkpoint_names_other_classes(synthetic_root, tmp_
     """Class names round-trip train -> convert -> eval: a file whose names are not the data's is flagged."""
     from omegaconf import OmegaConf
 
-    from datamodules.synthetic import CLASSES
-    from vivit.checkpoint import build_model, save_checkpoint
+    from vivit.datamodules.synthetic import CLASSES
+    from vivit.models import build_model
+    from vivit.weights.checkpoint import save_checkpoint
 
     train_cfg = compose_config("train", small_overrides(synthetic_root), output_dir=tmp_path)
     source = OmegaConf.to_container(train_cfg.model, resolve=False)
-    resolved = OmegaConf.to_container(train_cfg.model, resolve=True)
+    resolved = {**OmegaConf.to_container(train_cfg.model, resolve=True), "num_classes": 8}
     state = build_model(resolved).state_dict()
     data = ["data=synthetic", *[o for o in small_overrides(synthetic_root) if o.startswith("data.")]]
     for name, classes in (("same.pt", CLASSES), ("swapped.pt", [CLASSES[1], CLASSES[0], *CLASSES[2:]])):

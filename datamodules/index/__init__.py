@@ -7,7 +7,7 @@
 | `data=epic100` | `EpicKitchens100(root, source="frames"/"videos")` | EPIC-KITCHENS-100 (verb + noun) |
 | `data=mit` | `MomentsInTime(root)` | Moments in Time (Moments_in_Time_Raw.zip) |
 
-Each follows the `VideoIndex` protocol of `datamodules.datamodule` (`classes`, `records(split)`, `prepare()`);
+Each follows the `VideoIndex` protocol of `vivit.datamodules.datamodule` (`classes`, `records(split)`, `prepare()`);
 parsed records are cached (see `common.RecordCache`).
 """
 

@@ -16,12 +16,13 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..records import VideoRecord
+from vivit.common.files import write_atomically
 
-log = logging.getLogger("datamodules.index")
+from ..records import VIDEO_SUFFIXES, VideoRecord
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
 CACHE_VERSION = 2  # bump when what an index builds changes (2: JSON columns)
 
 
@@ -48,7 +49,7 @@ def find_dir(candidates: Sequence[Path], what: str, layout: str) -> Path:
 
 def list_videos(folder: Path) -> dict[str, str]:
     """Video files directly in `folder`: stem -> file name (any video suffix, any case, e.g. EPIC's `.MP4`;
-    so a release re-encoded by `datamodules.prepare` from .webm to .mp4 indexes the same). One scandir pass."""
+    so a release re-encoded by `vivit.datamodules.prepare` from .webm to .mp4 indexes the same). One scandir pass."""
     if not folder.is_dir():
         return {}
     videos = {}
@@ -114,8 +115,6 @@ class RecordCache:
         return value
 
     def _write(self, path: Path, name: str, stored: dict) -> None:
-        from vivit.atomic import write_atomically
-
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             for stale in [*path.parent.glob(f"{name}-*{self.SUFFIX}"), *path.parent.glob(f"{name}-*.pkl")]:

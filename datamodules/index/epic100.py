@@ -19,13 +19,23 @@ stride means the same thing for both sources.
 Classes: two heads in scenic's order, {"noun": 300 names, "verb": 97 names}, indices from the class CSVs.
 The paper and scenic report the validation set as the test set, so `test` reads EPIC_100_validation.csv by
 default; set it to EPIC_100_test_timestamps.csv for a challenge submission (no labels: label None).
+
+What the evaluation reports beyond top-1/top-5 is declared here, for vivit.evaluation to consume: actions are
+the (verb, noun) pairs ranked by the product of the two softmaxes (`combined_heads`), the official breakdown is
+overall / unseen participants / tail classes (`evaluation_subsets`), and an unlabelled split writes the challenge
+JSON (`submission`).
 """
 
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
 
 from ..records import VideoRecord
 from .common import LabelCheck, ReleaseIndex, find_file, list_videos
@@ -33,6 +43,7 @@ from .common import LabelCheck, ReleaseIndex, find_file, list_videos
 CLASS_FILES = {"noun": "EPIC_100_noun_classes.csv", "verb": "EPIC_100_verb_classes.csv"}
 FRAME_TEMPLATE = "frame_{:010d}.jpg"
 SOURCES = {"frames": "rgb_frames", "videos": "videos"}
+SUPERVISION_LEVELS = ("sls_pt", "sls_tl", "sls_td")  # the challenge's self-reported supervision levels, 0-5
 
 
 def annotation_fps(video_id: str) -> int:
@@ -51,6 +62,8 @@ class EpicKitchens100(ReleaseIndex):
     """
 
     name = "EPIC-KITCHENS-100"
+    combined_heads = {"action": ("noun", "verb")}  # an action is a (verb, noun) pair, scored jointly
+    submission_file = "epic100_submission_{split}.json"
     layout = ("<root>/PXX/rgb_frames/PXX_YY/frame_%010d.jpg (source=frames) or <root>/PXX/videos/PXX_YY.MP4 "
               "(source=videos), annotations from epic-kitchens-100-annotations (EPIC_100_*.csv)")
 
@@ -165,3 +178,64 @@ class EpicKitchens100(ReleaseIndex):
                                frame_template=FRAME_TEMPLATE, first_index=1)
         return VideoRecord(path=path, label=label, id=row["narration_id"], start=(start - 1) / fps, end=stop / fps,
                            fps=fps)
+
+    # -- what the evaluation reports (vivit.evaluation.split) -----------------------------------------------------
+
+    def evaluation_subsets(self, split: str, records: Sequence[VideoRecord]) -> dict[str, Any]:
+        """The official action-recognition breakdown of labelled `records`: all segments (overall), the segments of
+        unseen participants, and tail classes (verb metrics on segments of a tail verb, noun metrics on those of a
+        tail noun, actions on segments of either, as the official evaluation script masks them)."""
+        unseen_file = ("EPIC_100_unseen_participant_ids_test.csv" if "test" in self.files[split]
+                       else "EPIC_100_unseen_participant_ids_validation.csv")
+        unseen = {row.strip() for row in self.annotation_file(unseen_file).read_text().splitlines()[1:] if row.strip()}
+        tail_verbs = set(read_class_column(self.annotation_file("EPIC_100_tail_verbs.csv"), "verb"))
+        tail_nouns = set(read_class_column(self.annotation_file("EPIC_100_tail_nouns.csv"), "noun"))
+        tail_verb = torch.tensor([r.label["verb"] in tail_verbs for r in records], dtype=torch.bool)
+        tail_noun = torch.tensor([r.label["noun"] in tail_nouns for r in records], dtype=torch.bool)
+        participants = [r.id.split("_")[0] for r in records]  # narration ids are PXX_YY_N
+        return {
+            "epic_overall": torch.ones(len(records), dtype=torch.bool),
+            "epic_unseen": torch.tensor([p in unseen for p in participants], dtype=torch.bool),
+            "epic_tail": {"verb": tail_verb, "noun": tail_noun, "action": tail_verb | tail_noun},
+        }
+
+    @staticmethod
+    def check_submission(options: Mapping[str, Any]) -> None:
+        """The challenge's supervision levels must be stated (eval.submission.*), integers 0-5."""
+        missing = [f"eval.submission.{key}" for key in SUPERVISION_LEVELS if options.get(key) is None]
+        if missing:
+            raise ValueError(f"{', '.join(missing)}: set the supervision levels (integers 0-5) for the "
+                             "EPIC-KITCHENS challenge submission")
+        for key in SUPERVISION_LEVELS:
+            level = options[key]
+            if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 5:
+                raise ValueError(f"eval.submission.{key}={level!r}: the supervision levels are integers 0-5 "
+                                 "(see the EPIC-KITCHENS challenge guidelines)")
+
+    def submission(self, ids: Sequence[str], logits: Mapping[str, Tensor], options: Mapping[str, Any],
+                   top_actions: int = 100) -> dict:
+        """The action-recognition challenge JSON (version 0.2): per narration id the softmax scores of every verb
+        and noun class, and the `top_actions` best "verb,noun" pairs by the product of the two."""
+        self.check_submission(options)
+        if len(set(ids)) != len(ids):
+            raise ValueError("every narration id must appear once in a submission")
+        p_noun, p_verb = logits["noun"].double().softmax(-1), logits["verb"].double().softmax(-1)
+        results = {}
+        for i, narration in enumerate(ids):
+            joint = p_verb[i][:, None] * p_noun[i][None, :]  # (verbs, nouns)
+            scores, flat = joint.flatten().topk(min(top_actions, joint.numel()))
+            n_nouns = joint.shape[1]
+            results[narration] = {
+                "verb": {str(c): float(s) for c, s in enumerate(p_verb[i].tolist())},
+                "noun": {str(c): float(s) for c, s in enumerate(p_noun[i].tolist())},
+                "action": {f"{int(f) // n_nouns},{int(f) % n_nouns}": float(s) for s, f in zip(scores, flat)},
+            }
+        return {"version": "0.2", "challenge": "action_recognition", **{k: options[k] for k in SUPERVISION_LEVELS},
+                "results": results}
+
+
+def read_class_column(path: Path, column: str) -> list[int]:
+    """The class ids of one column of a class-list CSV (EPIC_100_tail_verbs.csv: `verb`)."""
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        return [int(row[column]) for row in csv.DictReader(f)]
+

@@ -1,4 +1,8 @@
-"""ViViT models: pure PyTorch, no Lightning or Hydra."""
+"""The ViViT models, pure PyTorch: embeddings, attention and blocks, the paper's four variants, the zoo of
+variant x size (`create_model("vivit_b_fe", num_classes=400)`) and the FLOPs counter.
+
+May import: vivit.common (and torch, timm.layers). No Lightning, no Hydra.
+"""
 
 from .embedding import TubeletEmbedding, UniformFrameEmbedding, sample_frames_uniformly
 from .layers import (
@@ -11,6 +15,19 @@ from .layers import (
     drop_path,
     drop_path_rates,
 )
+from .registry import (
+    INIT_KEYS,
+    SIZES,
+    VARIANTS,
+    block_classes,
+    build_model,
+    create_model,
+    model_class,
+    model_config,
+    model_names,
+    register_variant,
+    variant_of,
+)
 from .vivit import (
     FactorisedDotProductViViT,
     FactorisedEncoderViViT,
@@ -19,27 +36,10 @@ from .vivit import (
     ViViT,
 )
 
-# The transformer block classes of the four variants: FSDP's wrapping and activation-checkpointing unit
-# (conf/trainer/fsdp.yaml). ST, FE (spatial and temporal encoders) and FDP stack `Block`; FSA its own block.
-BLOCK_CLASSES = frozenset({Block, FactorisedSelfAttentionBlock})
-
-
-def block_classes() -> set[type]:
-    """BLOCK_CLASSES as a new set (Lightning turns a set of classes into FSDP's ModuleWrapPolicy)."""
-    return set(BLOCK_CLASSES)
-
-
-# The paper's four models by the short names the configs use (vivit_b_st, vivit_b_fe, ...).
-VARIANTS = {
-    "st": SpatioTemporalViViT,
-    "fe": FactorisedEncoderViViT,
-    "fsa": FactorisedSelfAttentionViViT,
-    "fdp": FactorisedDotProductViViT,
-}
-
 __all__ = [
-    "BLOCK_CLASSES",
-    "block_classes",
+    "INIT_KEYS",
+    "SIZES",
+    "VARIANTS",
     "Attention",
     "Block",
     "DropPath",
@@ -52,9 +52,16 @@ __all__ = [
     "SpatioTemporalViViT",
     "TubeletEmbedding",
     "UniformFrameEmbedding",
-    "VARIANTS",
     "ViViT",
+    "block_classes",
+    "build_model",
+    "create_model",
     "drop_path",
     "drop_path_rates",
+    "model_class",
+    "model_config",
+    "model_names",
+    "register_variant",
     "sample_frames_uniformly",
+    "variant_of",
 ]

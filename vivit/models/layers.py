@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vivit.common.checks import check_choice
+
 # Flax LayerNorm uses eps 1e-6 (PyTorch's default is 1e-5).
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)
 
@@ -58,8 +60,7 @@ class DropPath(nn.Module):
 
     def __init__(self, p: float = 0.0, mode: str = "official", group: int = 1) -> None:
         super().__init__()
-        if mode not in DROP_PATH_MODES:
-            raise ValueError(f"model.drop_path_mode={mode!r} is not one of {DROP_PATH_MODES}.")
+        check_choice("model.drop_path_mode", mode, DROP_PATH_MODES)
         self.p, self.mode, self.group = p, mode, group
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -224,8 +225,7 @@ class FactorisedSelfAttentionBlock(nn.Module):
         attention_order: str = "space_time",
     ) -> None:
         super().__init__()
-        if attention_order not in ATTENTION_ORDERS:
-            raise ValueError(f"model.attention_order={attention_order!r} is not one of {ATTENTION_ORDERS}.")
+        check_choice("model.attention_order", attention_order, ATTENTION_ORDERS)
         self.grid = grid  # (nt, ns)
         self.attention_order = attention_order
         attn = partial(Attention, dim, num_heads, qkv_bias=qkv_bias, attn_dropout=attn_dropout, dropout=dropout)

@@ -8,6 +8,11 @@
 All take a video (B, C, T, H, W) and return logits (B, K), or a dict name -> logits when `num_classes` is a
 mapping (several heads share one Linear whose outputs are split in mapping order, as Scenic's EPIC-Kitchens
 model). Parameter names follow timm's VisionTransformer.
+
+Each variant registers itself in the zoo (`@register_variant`, vivit/models/registry.py) and states what weight
+adaptation needs to know of it (`pos_embed_spans_time`, `takes_image_cls_token`, `new_parameters`,
+`temporal_attention_pairs`, `block_types`): image-ViT initialisation, the converters, FLOPs and FSDP ask the
+model, never test its class.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from vivit.common.checks import check_choice
+
 from .embedding import TubeletEmbedding, UniformFrameEmbedding
 from .layers import (
     ATTENTION_ORDERS,
@@ -31,6 +38,7 @@ from .layers import (
     LayerNorm,
     drop_path_rates,
 )
+from .registry import register_variant
 
 EMBEDDINGS = {"tubelet": TubeletEmbedding, "uniform": UniformFrameEmbedding}
 CLASSIFIERS = ("token", "gap")
@@ -77,6 +85,10 @@ class ViViT(nn.Module):
     """
 
     allowed_classifiers: tuple[str, ...] = CLASSIFIERS
+    # What weight adaptation needs to know (the defaults are Model 1's; each variant states where it differs):
+    takes_image_cls_token = True  # `cls_token` starts from an image ViT's CLS token
+    pos_embed_spans_time = True  # `pos_embed` has rows for every time step (time-major), not for one frame
+    block_types: tuple[type[nn.Module], ...] = (Block,)  # the transformer blocks (FSDP's wrapping unit)
 
     def __init__(
         self,
@@ -102,9 +114,9 @@ class ViViT(nn.Module):
         super().__init__()
         self.head_names = _check_num_classes(num_classes)
         tubelet_size = self._check_geometry(img_size, num_frames, tubelet_size)
-        self._check_choice("embedding", embedding, tuple(EMBEDDINGS))
-        self._check_choice("classifier", classifier, self.allowed_classifiers)
-        self._check_choice("drop_path_mode", drop_path_mode, DROP_PATH_MODES)
+        check_choice("model.embedding", embedding, EMBEDDINGS)
+        check_choice("model.classifier", classifier, self.allowed_classifiers)
+        check_choice("model.drop_path_mode", drop_path_mode, DROP_PATH_MODES)
         if embed_dim % num_heads != 0:
             raise ValueError(
                 f"model.embed_dim={embed_dim} is not divisible by model.num_heads={num_heads}; "
@@ -135,11 +147,6 @@ class ViViT(nn.Module):
         self.head = nn.Linear(embed_dim, total)  # several heads: one Linear, outputs split in mapping order
         nn.init.zeros_(self.head.weight)  # Scenic's output_projection is zero-initialised
         nn.init.zeros_(self.head.bias)
-
-    @staticmethod
-    def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
-        if value not in allowed:
-            raise ValueError(f"model.{key}={value!r} is not one of {allowed} for this model.")
 
     @staticmethod
     def _check_geometry(img_size: int, num_frames: int, tubelet_size: Sequence[int]) -> tuple[int, int, int]:
@@ -201,8 +208,15 @@ class ViViT(nn.Module):
         """CLS token (index 0) for classifier="token", mean of all tokens for "gap"."""
         return x[:, 0] if self.classifier == "token" else x.mean(dim=1)
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
+    # -- what weight adaptation asks (image-ViT initialisation, converters) ------------------------------------
+
+    def new_parameters(self) -> tuple[str, ...]:
+        """Patterns (fnmatch) of parameters an image ViT has no counterpart for: they keep their initialisation."""
+        return ()
+
+    def temporal_attention_pairs(self) -> dict[str, str]:
+        """Temporal attention modules and the spatial attention each may be copied from (Model 3 only)."""
+        return {}
 
     def no_weight_decay(self) -> set[str]:
         """Tokens and position embeddings (timm's convention; Scenic uses no weight decay at all)."""
@@ -225,6 +239,7 @@ class ViViT(nn.Module):
         return self.forward_head(self.forward_features(video))
 
 
+@register_variant("st", "Model 1: spatio-temporal attention")
 class SpatioTemporalViViT(ViViT):
     """Model 1 (paper Sec. 3.3): all nt * nh * nw tokens (+ CLS) go through one transformer encoder.
 
@@ -247,6 +262,7 @@ class SpatioTemporalViViT(ViViT):
         return self._pool(self.norm(self._run_blocks(self.blocks, x)))
 
 
+@register_variant("fe", "Model 2: factorised encoder")
 class FactorisedEncoderViViT(ViViT):
     """Model 2 (paper Sec. 3.3): a spatial ViT on every frame's tokens, then a temporal transformer.
 
@@ -266,6 +282,9 @@ class FactorisedEncoderViViT(ViViT):
         **kwargs: see `ViViT`; `depth` is the spatial depth Ls.
     """
 
+    takes_image_cls_token = False  # its two CLS tokens stay zero, as in Scenic (other names than the ViT's `cls`)
+    pos_embed_spans_time = False  # the spatial encoder sees one frame at a time
+
     def __init__(
         self,
         num_classes: int | Mapping[str, int],
@@ -274,7 +293,7 @@ class FactorisedEncoderViViT(ViViT):
         **kwargs,
     ) -> None:
         super().__init__(num_classes, **kwargs)
-        self._check_choice("temporal_pooling", temporal_pooling, TEMPORAL_POOLINGS)
+        check_choice("model.temporal_pooling", temporal_pooling, TEMPORAL_POOLINGS)
         if temporal_pooling == "transformer" and temporal_depth < 1:
             raise ValueError(
                 f"model.temporal_depth={temporal_depth} must be at least 1 with temporal_pooling=transformer; "
@@ -297,6 +316,9 @@ class FactorisedEncoderViViT(ViViT):
             self.temporal_blocks = self._blocks(temporal_depth)
             self.temporal_norm = LayerNorm(self.embed_dim)
 
+    def new_parameters(self) -> tuple[str, ...]:
+        return ("temporal_*",)  # the temporal encoder starts random, as in Scenic
+
     def forward_features(self, video: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(video)  # (B, nt*ns, D), time-major
         B, _, D = x.shape
@@ -311,6 +333,7 @@ class FactorisedEncoderViViT(ViViT):
         return self._pool(self.temporal_norm(self._run_blocks(self.temporal_blocks, x)))
 
 
+@register_variant("fsa", "Model 3: factorised self-attention")
 class FactorisedSelfAttentionViViT(SpatioTemporalViViT):
     """Model 3 (paper Sec. 3.3): Model 1's tokens, but each block attends within frames and across time.
 
@@ -324,10 +347,12 @@ class FactorisedSelfAttentionViViT(SpatioTemporalViViT):
     """
 
     allowed_classifiers = ("gap",)
+    block_types = (FactorisedSelfAttentionBlock,)
 
-    def __init__(self, num_classes: int | Mapping[str, int], attention_order: str = "space_time", **kwargs) -> None:
-        kwargs.setdefault("classifier", "gap")
-        self._check_choice("attention_order", attention_order, ATTENTION_ORDERS)
+    def __init__(self, num_classes: int | Mapping[str, int], attention_order: str = "space_time",
+                 classifier: str = "gap", **kwargs) -> None:
+        kwargs["classifier"] = classifier
+        check_choice("model.attention_order", attention_order, ATTENTION_ORDERS)
         self.attention_order = attention_order  # a plain attribute, read by _make_blocks during super().__init__
         if kwargs.get("drop_path_rate", 0.0) > 0:
             warnings.warn(
@@ -346,7 +371,17 @@ class FactorisedSelfAttentionViViT(SpatioTemporalViViT):
             for _ in range(depth)
         )
 
+    def new_parameters(self) -> tuple[str, ...]:
+        return ("blocks.*.temporal_norm1.*",)  # the temporal attention's LayerNorm keeps its init
 
+    def temporal_attention_pairs(self) -> dict[str, str]:
+        return {f"blocks.{i}.temporal_attn": f"blocks.{i}.attn" for i in range(len(self.blocks))}
+
+
+@register_variant("fdp", "Model 4: factorised dot-product attention",
+                  # ViT-Ti has 3 heads and Model 4 needs an even number: 6 heads of 32 channels keep each head
+                  # inside one of ViT-Ti's pretrained 64-channel heads
+                  size_overrides={"ti": {"num_heads": 6}})
 class FactorisedDotProductViViT(SpatioTemporalViViT):
     """Model 4 (paper Sec. 3.3): Model 1 with attention heads split between time (first half) and space.
 
@@ -356,9 +391,8 @@ class FactorisedDotProductViViT(SpatioTemporalViViT):
 
     allowed_classifiers = ("gap",)
 
-    def __init__(self, num_classes: int | Mapping[str, int], **kwargs) -> None:
-        kwargs.setdefault("classifier", "gap")
-        super().__init__(num_classes, **kwargs)
+    def __init__(self, num_classes: int | Mapping[str, int], classifier: str = "gap", **kwargs) -> None:
+        super().__init__(num_classes, classifier=classifier, **kwargs)
 
     def _make_blocks(self, depth: int) -> nn.ModuleList:
         nt, nh, nw = self.patch_embed.grid_size

@@ -1,0 +1,233 @@
+"""The whole-split evaluation: what a split says once every video of it has been scored, on every rank at once.
+
+`SplitEvaluation` is a callback. During `trainer.validate` and `trainer.test` (not the validation passes of a
+fit) it keeps the per-video outputs the LightningModule's evaluation steps return (views averaged; `index`,
+`valid`, `logits` per head), gathers them from every rank when the split ends (each rank scored a different share
+of the videos) and then:
+
+- logs the whole-split metrics through Lightning's `log`, so they reach every logger (W&B included) and the results
+  that `trainer.validate/test` return (metrics.json) from this one place: mean per-class top-1/top-5 per head, and
+  the accuracies of the dataset's own subsets (`index.evaluation_subsets`, e.g. EPIC-KITCHENS' unseen
+  participants and tail classes) under `<split>/<subset>/<head>_top<k>`;
+- on rank 0 writes the per-class CSVs, the worst classes, the confusion PNGs and a few sample clips into the run
+  folder, and hands them to W&B (vivit.tracking.dashboards);
+- on an unlabelled split writes the dataset's challenge submission (`index.submission`), and with
+  `save_predictions` the per-video logits of the split (`predictions_<split>.pt`, keyed by record id).
+
+Datasets take part through optional attributes of their index, so nothing here names a dataset:
+`combined_heads` (pairs of heads scored jointly, EPIC's action = noun x verb), `evaluation_subsets(split, records)`,
+and `submission(ids, logits, options)` with `submission_file`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.trainer.states import TrainerFn
+from torch import Tensor
+
+from vivit.common.files import write_atomically
+from vivit.datamodules.reader import READ_ERRORS
+from vivit.datamodules.sampling import centre_indices
+from vivit.tracking.dashboards import log_test_outputs
+
+from . import reports
+from .metrics import correct_at, joint_topk_correct
+
+log = logging.getLogger(__name__)
+Subset = Tensor | Mapping[str, Tensor]  # one mask of videos, or one per head (and combined head)
+
+
+def gathered(outputs: list[Any], trainer: L.Trainer) -> list[Any]:
+    """Every rank's list of outputs, concatenated, on every rank."""
+    if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        shares: list[Any] = [None] * trainer.world_size
+        torch.distributed.all_gather_object(shares, outputs)
+        return [item for share in shares for item in share]
+    return outputs
+
+
+def labels_of(records: Sequence[Any], heads: Sequence[str]) -> dict[str, Tensor]:
+    """Per head, the label of each record (-1: unlabelled); a single head is named ""."""
+    def label(record: Any, head: str) -> int:
+        if record.label is None:
+            return -1
+        return int(record.label[head]) if head else int(record.label)
+
+    return {head: torch.tensor([label(r, head) for r in records], dtype=torch.long) for head in heads}
+
+
+def subset_accuracies(logits: Mapping[str, Tensor], labels: Mapping[str, Tensor], valid: Tensor,
+                      subsets: Mapping[str, Subset], combined_heads: Mapping[str, Sequence[str]],
+                      split: str) -> dict[str, float]:
+    """Micro top-1/top-5 of every head and combined head on each subset of the split's videos; a subset given per
+    head uses each head's own mask (EPIC's tail classes: a verb's metric on segments of a tail verb)."""
+    correct: dict[str, Tensor] = {}
+    for k in (1, 5):
+        for head, head_logits in logits.items():
+            correct[f"{head}_top{k}"] = correct_at(head_logits, labels[head], valid, k)
+        for name, (first, second) in combined_heads.items():
+            joint = joint_topk_correct(logits[first], logits[second], labels[first], labels[second], k)
+            correct[f"{name}_top{k}"] = joint & valid
+    metrics = {}
+    for subset, masks in subsets.items():
+        for name, hits in correct.items():
+            mask = masks[name.rsplit("_top", 1)[0]] if isinstance(masks, Mapping) else masks
+            if mask.any():
+                metrics[f"{split}/{subset}/{name}"] = float(hits[mask].double().mean())
+    return metrics
+
+
+class SplitEvaluation(L.Callback):
+    """See the module docstring.
+
+    Args:
+        output_dir: the run folder, where the files go.
+        save_predictions: also write `predictions_<split>.pt` (every video of the split once).
+        submission: the options of a dataset's challenge submission (EPIC: the supervision levels), or None.
+        samples: how many sample clips to draw (the model's most confident mistakes first).
+    """
+
+    def __init__(self, output_dir: str | Path, save_predictions: bool = False,
+                 submission: Mapping[str, Any] | None = None, samples: int = 8) -> None:
+        self.output_dir = Path(output_dir)
+        self.save_predictions = save_predictions
+        self.submission_options = dict(submission or {})
+        self.samples = samples
+        self.files: list[str] = []  # written by the evaluations of this run, for metrics.json
+        self.predictions: dict[str, str] = {}  # split -> predictions file
+        self._outputs: list[dict[str, Any]] = []
+        self._writes_files = True
+
+    @contextmanager
+    def metrics_only(self) -> Iterator[None]:
+        """Evaluations inside the block log their metrics but write no files (the best-by-val checkpoint's test:
+        the run's files describe the final model)."""
+        self._writes_files = False
+        try:
+            yield
+        finally:
+            self._writes_files = True
+
+    # -- collecting ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def _evaluating(trainer: L.Trainer) -> bool:
+        return trainer.state.fn in (TrainerFn.VALIDATING, TrainerFn.TESTING) and not trainer.sanity_checking
+
+    def _start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._outputs = []
+
+    on_validation_epoch_start = on_test_epoch_start = _start
+
+    def _keep(self, trainer: L.Trainer, outputs: Mapping[str, Any]) -> None:
+        if self._evaluating(trainer):
+            self._outputs.append({"index": outputs["index"].cpu(), "valid": outputs["valid"].cpu(),
+                                  "logits": {k: v.float().cpu() for k, v in outputs["logits"].items()}})
+
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._keep(trainer, outputs)
+
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                          batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._keep(trainer, outputs)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._evaluating(trainer):
+            self._evaluate(trainer, pl_module, "val")
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._evaluating(trainer):
+            self._evaluate(trainer, pl_module, "test")
+
+    # -- evaluating ----------------------------------------------------------------------------------------------
+    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> None:
+        # Lightning reduces the logged epoch values lazily, on the first call that asks for them (on rank 0 the
+        # progress bar may ask before this hook): asking on every rank first keeps the collectives in one order
+        _ = trainer.callback_metrics
+        batches = gathered(self._outputs, trainer)
+        self._outputs = []
+        if not batches:
+            return
+        index = torch.cat([b["index"] for b in batches])
+        valid = torch.cat([b["valid"] for b in batches])
+        logits = {head: torch.cat([b["logits"][head] for b in batches]) for head in batches[0]["logits"]}
+        datamodule = trainer.datamodule
+        dataset, data_index = datamodule.datasets[split], datamodule.index
+        records = [dataset.records[i] for i in index.tolist()]
+        labels = labels_of(records, list(logits))
+        classes = data_index.classes if isinstance(data_index.classes, Mapping) else {"": data_index.classes}
+        metrics = self._metrics(split, records, logits, labels, valid, classes, data_index)
+        for name, value in metrics.items():
+            pl_module.log(name, value)
+        if not trainer.is_global_zero or not self._writes_files:
+            return
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        files = reports.write_outputs(self.output_dir, split, logits, labels, classes, valid)
+        samples = self._sample_clips(dataset, index, logits, labels, classes, valid)
+        if samples:
+            files.append(str(reports.plot_samples(self.output_dir / f"samples_{split}.png",
+                                                  [s["frames"] for s in samples], [s["caption"] for s in samples])))
+        log_test_outputs(trainer.loggers, split, files, samples)
+        labelled = torch.stack([y >= 0 for y in labels.values()]).all(0)
+        if not labelled.any() and hasattr(data_index, "submission"):
+            files.append(str(self._write_submission(data_index, split, records, logits)))
+        if self.save_predictions:
+            self.predictions[split] = str(self._write_predictions(split, records, logits))
+        self.files += files
+
+    def _metrics(self, split: str, records: list[Any], logits: dict[str, Tensor], labels: dict[str, Tensor],
+                 valid: Tensor, classes: Mapping[str, Sequence[str]], data_index: Any) -> dict[str, float]:
+        """Mean per-class accuracy per head, and the accuracies of the dataset's subsets of the split."""
+        labelled = torch.stack([y >= 0 for y in labels.values()]).all(0)
+        if not labelled.any():  # an unlabelled split (a benchmark's hidden test set): predictions only
+            return {}
+        metrics = reports.mean_class_metrics(split, logits, labels, valid)
+        subsets_of = getattr(data_index, "evaluation_subsets", None)
+        if subsets_of is not None:
+            try:
+                subsets = subsets_of(split, records)
+            except FileNotFoundError as error:  # e.g. an annotations folder without the breakdown files
+                log.warning("%s breakdown skipped: %s", type(data_index).__name__, error)
+                subsets = {}
+            combined = getattr(data_index, "combined_heads", {})
+            metrics.update(subset_accuracies(logits, labels, valid, subsets, combined, split))
+        return metrics
+
+    def _sample_clips(self, dataset: Any, index: Tensor, logits: dict[str, Tensor], labels: dict[str, Tensor],
+                      classes: Mapping[str, Sequence[str]], valid: Tensor) -> list[dict[str, Any]]:
+        """A few videos to look at (chosen on the first head: its most confident mistakes and successes), each as a
+        strip of its centre clip's decoded frames with the true and predicted class names."""
+        first = next(iter(logits))
+        labelled = torch.stack([y >= 0 for y in labels.values()]).all(0)
+        samples = []
+        for position in reports.choose_samples(logits[first], torch.where(labelled, labels[first], -1), valid,
+                                               self.samples):
+            i = int(index[position])
+            try:
+                frames = dataset.frames(i, centre_indices(dataset.length(i), dataset.num_frames, dataset.stride))
+            except READ_ERRORS as error:  # it was read for the evaluation; a file changed since is only skipped
+                log.warning("sample clip %s skipped: %s", dataset.records[i].path, error)
+                continue
+            caption = {"video": str(dataset.records[i].id or dataset.records[i].path),
+                       **reports.sample_caption(position, logits, labels, classes)}
+            samples.append({"frames": reports.frame_strip(frames), "caption": caption})
+        return samples
+
+    def _write_submission(self, data_index: Any, split: str, records: list[Any], logits: dict[str, Tensor]) -> Path:
+        content = data_index.submission([r.id for r in records], logits, self.submission_options)
+        path = self.output_dir / data_index.submission_file.format(split=split)
+        return write_atomically(path, json.dumps(content))
+
+    def _write_predictions(self, split: str, records: list[Any], logits: dict[str, Tensor]) -> Path:
+        """Per-video logits (averaged over views) keyed by the records' ids, e.g. for a benchmark submission."""
+        path = self.output_dir / f"predictions_{split}.pt"
+        torch.save({"ids": [r.id for r in records], "logits": logits}, path)
+        return path

@@ -1,0 +1,178 @@
+"""Checks made before any work (dataset generation, decoding, the first step): each mistake is one line naming the
+config key or the file, instead of a traceback after an epoch.
+
+`check_before_work(cfg, stage)` runs first in `vivit.tasks.build.build`: output and checkpoint folders writable,
+the learning rate not negative, no more CPU processes than cores, and for `train.py ckpt_path=` a complete training
+checkpoint. `check_fits(net, checkpoint, cfg)` runs once the model is built, before the data: the checkpoint to
+resume or evaluate must fit the model config, and the message names the model keys that differ.
+`read_checkpoint_argument` reads the checkpoint eval.py and predict.py are given, or says in one line why not.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from vivit.common.files import NotPlainData, load_torch_file
+from vivit.models import INIT_KEYS
+from vivit.weights.checkpoint import backbone_weights, read_checkpoint
+
+from .errors import ConfigError
+
+RESUME_KEYS = ("state_dict", "optimizer_states", "loops")  # what Lightning needs to continue a run
+
+
+@dataclass
+class Checkpoint:
+    """What the fit check needs of a checkpoint: its backbone's tensors (`net.` stripped) and saved model config."""
+
+    path: str
+    weights: dict[str, torch.Tensor]
+    model: dict[str, Any] | None  # vivit_config.resolved.model, when the file has it
+    purpose: str  # "resume" or "evaluate": the advice differs
+    global_step: int = 0  # where a resumed run's logs continue from
+
+
+def check_before_work(cfg: DictConfig, stage: str) -> Checkpoint | None:
+    """Raise a one-line ConfigError for a mistake that would otherwise surface after work; for `train.py
+    ckpt_path=`, return the checkpoint (read without its tensors' data) for `check_fits`."""
+    for key, folder in _output_folders(cfg, stage):
+        check_writable(folder, key)
+    _check_learning_rate(cfg)
+    _check_cpu_devices(cfg)
+    if stage == "fit" and cfg.get("ckpt_path"):  # `train=false ckpt_path=...` only tests it: weights suffice
+        return read_resume_checkpoint(str(cfg.ckpt_path), resume=cfg.get("train", True))
+    return None
+
+
+def _output_folders(cfg: DictConfig, stage: str) -> list[tuple[str, str]]:
+    """(config key, folder) of everything the run writes: its folder, the callbacks' and loggers' folders."""
+    folders = [("paths.output_dir", cfg.paths.output_dir)]
+    groups = ("callbacks", "logger") if stage == "fit" else ("logger",)
+    for group in groups:
+        for name, node in (cfg.get(group) or {}).items():
+            if isinstance(node, DictConfig) and "_target_" in node:
+                for field in ("dirpath", "output_dir", "save_dir"):
+                    if node.get(field):
+                        folders.append((f"{group}.{name}.{field}", node[field]))
+    return [(key, str(folder)) for key, folder in folders]
+
+
+def check_writable(folder: str | Path, key: str) -> None:
+    """`folder` exists and takes a new file, or can be created: checked on its nearest existing parent, so
+    nothing is created here."""
+    path = Path(folder).expanduser().absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        reason = f"'{existing}' is a file, not a folder"
+    else:
+        try:
+            with tempfile.TemporaryFile(dir=existing):
+                return
+        except OSError as error:
+            reason = f"'{existing}' is not writable ({error.strerror or error})"
+    raise ConfigError(f"{key}: cannot write to '{path}': {reason}; set {key}=... to a folder you can write to.")
+
+
+def _check_learning_rate(cfg: DictConfig) -> None:
+    optimizer = (cfg.get("optim") or {}).get("optimizer") or {}
+    lr = optimizer.get("lr")
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr < 0:
+        raise ConfigError(f"optim.optimizer.lr: {lr} is negative; expected a learning rate >= 0 "
+                     "(e.g. optim.optimizer.lr=0.1, the paper's base LR for a global batch of 64).")
+
+
+def _check_cpu_devices(cfg: DictConfig) -> None:
+    trainer = cfg.get("trainer") or {}
+    accelerator, devices = str(trainer.get("accelerator", "auto")), trainer.get("devices", 1)
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if not on_cpu or not (isinstance(devices, int) or str(devices).isdigit()):
+        return
+    cores = os.cpu_count() or 1
+    if int(devices) > cores:
+        raise ConfigError(f"trainer.devices: {devices} CPU processes asked for, but this machine has {cores} cores; "
+                     f"set trainer.devices=1..{cores} (or trainer.accelerator=gpu on a GPU machine).")
+
+
+def read_resume_checkpoint(path: str, resume: bool = True) -> Checkpoint:
+    """The checkpoint `train.py ckpt_path=` resumes from, checked: present, a complete torch archive (an
+    interrupted write leaves it without its zip directory), with the state Lightning resumes (`resume`; else
+    weights suffice). Tensors are memory-mapped, not read."""
+    if not Path(path).is_file():
+        raise ConfigError(f"ckpt_path: no checkpoint file at '{path}'; pass the last.ckpt of a train.py run "
+                          "(outputs/train/runs/<time>/checkpoints/last.ckpt).")
+    try:
+        checkpoint = load_torch_file(path, mmap=True)
+    except NotPlainData:
+        return Checkpoint(path, {}, None, "resume")  # objects beyond tensors: Lightning reads it, no fit check
+    except ValueError as error:  # not a torch file, truncated, damaged
+        raise ConfigError(f"ckpt_path: {error}; resume from an earlier checkpoint of the run.") from error
+    needed = RESUME_KEYS if resume else RESUME_KEYS[:1]
+    missing = [key for key in needed if not isinstance(checkpoint, dict) or key not in checkpoint]
+    if missing and resume:
+        raise ConfigError(f"ckpt_path: '{path}' is not a training checkpoint (no {', '.join(missing)}), so a run "
+                          "cannot resume from it; to start a new run from its weights use model.init=PATH, to test "
+                          "it eval.py.")
+    if missing:
+        raise ConfigError(f"ckpt_path: '{path}' holds no weights (no state_dict); pass a checkpoint of a train.py run.")
+    model = ((checkpoint.get("vivit_config") or {}).get("resolved") or {}).get("model")
+    return Checkpoint(path, backbone_weights(checkpoint), model, "resume", int(checkpoint.get("global_step", 0)))
+
+
+def check_fits(net: torch.nn.Module, checkpoint: Checkpoint, cfg: DictConfig) -> None:
+    """The checkpoint's backbone weights have the model's names and shapes; else one line naming the model keys
+    that differ from the checkpoint's saved config (or the first parameter that differs)."""
+    if not checkpoint.weights:
+        return
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in checkpoint.weights.items()}
+    if expected == found:
+        return
+    differences = _config_differences(cfg, checkpoint.model)
+    if not differences:
+        name = next((k for k in expected if k in found and expected[k] != found[k]), None)
+        if name is not None:
+            differences = [f"{name} is {expected[name]} here, {found[name]} in the checkpoint"]
+        else:
+            extra, lacking = sorted(found.keys() - expected.keys()), sorted(expected.keys() - found.keys())
+            differences = [f"{len(lacking)} weights not in the checkpoint (e.g. {lacking[0]})" if lacking else
+                           f"{len(extra)} checkpoint weights not in the model (e.g. {extra[0]})"]
+    advice = ("resume with the model config the run was trained with (the same model=... and model.* overrides)"
+              if checkpoint.purpose == "resume" else
+              "leave the model keys off the command line: eval.py takes the model config from the checkpoint")
+    raise ConfigError(f"model: the model config does not fit the checkpoint '{checkpoint.path}': "
+                 f"{'; '.join(differences[:3])}; {advice}.")
+
+
+def _config_differences(cfg: DictConfig, saved: dict[str, Any] | None) -> list[str]:
+    if not saved:
+        return []
+    current = OmegaConf.to_container(cfg.model, resolve=True)
+    keys = [k for k in sorted(set(current) | set(saved)) if k not in INIT_KEYS]
+    return [f"model.{k}={current.get(k)!r} here, {saved.get(k)!r} in the checkpoint"
+            for k in keys if current.get(k) != saved.get(k)]
+
+
+def read_checkpoint_argument(ckpt_path: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The backbone weights and the config of the checkpoint that eval.py or predict.py were given (a train.py
+    checkpoint or a converted file), or a ConfigError."""
+    try:
+        weights, config = read_checkpoint(ckpt_path)
+    except FileNotFoundError as error:
+        raise ConfigError(f"ckpt_path: no checkpoint file at '{ckpt_path}'. Pass the .ckpt of a train.py run "
+                          "(outputs/train/runs/<time>/checkpoints/) or a file made by `python -m vivit.convert`."
+                          ) from error
+    except ValueError as error:  # not a torch file, damaged, not a dict, no net.* weights, objects beyond tensors
+        raise ConfigError(f"ckpt_path: '{ckpt_path}' cannot be used: {error}") from error
+    if not config:
+        raise ConfigError(f"ckpt_path: '{ckpt_path}' holds no ViViT config (key 'vivit_config'); "
+                          "it was not written by train.py or vivit.convert.")
+    return weights, config

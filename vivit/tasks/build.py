@@ -1,0 +1,147 @@
+"""A run's objects from its composed config, in one direction: config -> data -> model -> module -> trainer.
+
+`build(cfg, stage)` checks what would fail after work first (vivit.runtime.preflight), then instantiates the data
+module (it decides the number of classes and the test views), the backbone with that many classes (initialised
+from `model.init` when training starts), the LightningModule, the loggers (each gets the resolved config), the
+callbacks of the config and those every run has (seeding, unreadable videos, the whole-split evaluation,
+self-describing checkpoints), and the trainer; then it prepares and sets up the data, so that a missing dataset or
+annotation file is reported now, in one line, not after an epoch. Nothing it builds is written back into `cfg`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from vivit.datamodules import VideoDataModule
+from vivit.evaluation.split import SplitEvaluation
+from vivit.models import build_model
+from vivit.models.flops import build_meta_model, model_stats
+from vivit.runtime import preflight
+from vivit.runtime.errors import reported_as
+from vivit.runtime.ranks import apply_global_batch, start_ranks_from_job
+from vivit.runtime.slurm import check_launcher
+from vivit.tracking.console import model_line, quiet_libraries
+from vivit.tracking.dashboards import log_run_config, resolved_config
+from vivit.tracking.logs import continue_logs
+from vivit.training.callbacks import UnreadableVideos
+from vivit.training.module import VideoClassifier
+from vivit.training.seeding import EpochSeeds, RankSeed
+from vivit.weights.lightning import SelfDescribingCheckpoints, run_config
+from vivit.weights.pretrained import initialise
+
+
+@dataclass
+class Run:
+    """What `build` makes; `evaluation` and `unreadable` hold what the run's evaluations reported."""
+
+    datamodule: VideoDataModule
+    module: VideoClassifier
+    trainer: L.Trainer
+    evaluation: SplitEvaluation
+    unreadable: UnreadableVideos
+    test_views: str
+
+
+def instantiate(node: Any, key: str, **kwargs: Any) -> Any:
+    """`hydra.utils.instantiate`, a mistake in the config reported in one line naming `key`."""
+    with reported_as(key):
+        return hydra.utils.instantiate(node, **kwargs)
+
+
+def instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
+    """Every node with a `_target_` in a group such as `callbacks` or `logger` (null entries are skipped)."""
+    if not group:
+        return []
+    return [instantiate(node, f"{key}.{name}") for name, node in group.items()
+            if isinstance(node, DictConfig) and "_target_" in node]
+
+
+def build_trainer(node: DictConfig, **kwargs: Any) -> L.Trainer:
+    """The Lightning Trainer of `trainer:`. Its `plugins` are named like callbacks, so that a preset adds one
+    (hydra/launcher=slurm: the SLURM environment) without replacing the default atomic checkpoint writer."""
+    plugins = instantiate_group(node.get("plugins"), "trainer.plugins")
+    with reported_as("trainer"):
+        node = OmegaConf.to_container(node, resolve=True)
+    node.pop("plugins", None)
+    return instantiate(node, "trainer", plugins=plugins or None, **kwargs)
+
+
+def build_net(model_config: dict[str, Any], init: dict[str, Any] | None) -> torch.nn.Module:
+    """The backbone of a resolved model config, initialised from `init` (model.init and model.init_options: an
+    image ViT or a video checkpoint) when given."""
+    with reported_as("model"):
+        net = build_model(model_config)
+    if init and init.get("source"):
+        with reported_as("model.init"):
+            initialise(net, init["source"], **init["options"])
+    return net
+
+
+def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint | None = None) -> Run:
+    """Check, seed and instantiate a run (see the module docstring). `checkpoint` (eval.py's) must fit the model,
+    which is checked before any data is generated or decoded, as `train.py ckpt_path=`'s is."""
+    quiet_libraries()
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    with reported_as("hydra/launcher"):
+        check_launcher(cfg)
+    with reported_as("global_batch"):  # before preflight: its message explains a devices x batch mismatch best
+        split = apply_global_batch(cfg)
+    resume = preflight.check_before_work(cfg, stage)
+    checkpoint = checkpoint or resume
+    L.seed_everything(cfg.seed, workers=True)
+    if split:
+        rank_zero_info(split)
+
+    test_views = str((cfg.get("eval") or {}).get("views") or cfg.data.test_views)  # the command line's wins
+    datamodule = instantiate(cfg.data, "data", test_views=test_views)
+    with reported_as("data"):
+        num_classes = datamodule.resolve_num_classes()  # the config's, else the index's count
+    with reported_as("model"):
+        model_config = {**OmegaConf.to_container(cfg.model, resolve=True), "num_classes": num_classes}
+    fresh = stage == "fit" and not cfg.get("ckpt_path")  # a new run starts from model.init; a resume from its state
+    init = {"source": model_config.get("init"), "options": model_config.get("init_options") or {}}
+    net = build_net(model_config, init if fresh else None)
+    if checkpoint is not None:
+        preflight.check_fits(net, checkpoint, cfg)
+    stats = model_stats(build_meta_model(model_config))
+    if rank_zero_only.rank == 0:  # instead of Lightning's model summary (off in conf/trainer/default.yaml)
+        print(model_line(net, stats), flush=True)
+    module = instantiate(cfg.module, "module", net=net, optimizer=cfg.optim.optimizer,
+                         combined_heads=datamodule.combined_heads)
+
+    loggers = instantiate_group(cfg.get("logger"), "logger")
+    if stage == "fit" and resume is not None:  # resuming: the logs of a run folder continue from its checkpoint
+        continue_logs(loggers, resume.global_step)
+    described = run_config(cfg, num_classes, test_views)  # the model and data configs as built
+    log_run_config(loggers, {**resolved_config(cfg), **described["resolved"]}, stats)  # every logger gets the config
+    callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
+    if not loggers:  # Lightning raises on a LearningRateMonitor without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    evaluation = SplitEvaluation(cfg.paths.output_dir, save_predictions=bool(cfg.eval.get("save_predictions")),
+                                 submission=cfg.eval.get("submission"))
+    unreadable = UnreadableVideos()
+    callbacks += [
+        RankSeed(cfg.seed),
+        EpochSeeds(cfg.seed),  # every epoch's randomness from (seed, rank, epoch): exact resume
+        unreadable,
+        evaluation,
+        SelfDescribingCheckpoints(described),  # checkpoints say what they are and answer with class names
+    ]
+    trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    start_ranks_from_job(trainer, cfg)  # DDP under Hydra: extra ranks re-create this job (vivit/runtime/ranks.py)
+
+    with reported_as("data"):  # surface a missing dataset root or annotation file now, not after an epoch
+        datamodule.prepare_data()
+        datamodule.setup(stage)
+        if stage == "fit" and cfg.get("test", True):  # an unknown label in the test split: now, not after training
+            datamodule.index.records("test")
+    return Run(datamodule, module, trainer, evaluation, unreadable, test_views)

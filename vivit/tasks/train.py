@@ -1,0 +1,152 @@
+"""`python train.py` (console: vivit-train): fit, then validate and test the final model (scenic's protocol).
+
+The summary (metrics.json and the results table) holds the validation and test results of the final weights
+(`last.ckpt`), the whole-split metrics and the files the evaluations wrote, and the unreadable videos per pass.
+`test_best=true` also tests the best-by-val checkpoint, under `test_best/...`, where validation and test are
+different data (elsewhere that would be model selection on the reported split, so it is skipped).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig
+
+from vivit.common.files import write_atomically
+from vivit.runtime.errors import Preempted
+from vivit.runtime.runs import resume_arguments
+from vivit.runtime.slurm import lightning_requeues, restart_count
+from vivit.tracking.console import print_summary
+from vivit.tracking.wandb import finish_wandb
+
+from .build import Run, build
+from .command import hydra_job, run_command
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then validate and test the final model. Returns (and writes) the final metrics."""
+    run = build(cfg, "fit")
+    output_dir = Path(cfg.paths.output_dir)
+    try:
+        trained = cfg.get("train", True)
+        if trained:
+            fit(run, cfg.get("ckpt_path") or requeued_checkpoint(run.trainer))
+        # None = the weights in memory: the final train state. Without training, the checkpoint given.
+        weights = None if trained else cfg.get("ckpt_path")
+        summary: dict[str, Any] = {"output_dir": str(output_dir), "tested": "final model",
+                                   "checkpoint": last_checkpoint(run.trainer) if trained else weights}
+        summary["val"] = results(run.trainer.validate(run.module, datamodule=run.datamodule, ckpt_path=weights,
+                                                      verbose=False))
+        if cfg.get("test", True):
+            summary["test"] = results(run.trainer.test(run.module, datamodule=run.datamodule, ckpt_path=weights,
+                                                       verbose=False))
+            if cfg.get("test_best") and trained:
+                summary.update(test_best(run))
+        if run.evaluation.files:
+            summary["files"] = run.evaluation.files
+        summary["unreadable"] = run.unreadable.counts
+    finally:
+        finish_wandb()
+    write_summary(summary, output_dir, run.trainer)
+    return summary
+
+
+job = hydra_job(train)  # what Hydra runs for each job of `train` (a SLURM sweep's launcher pickles it)
+
+
+def main(root: str | Path | None = None) -> Any:
+    """The command: `python train.py`, `vivit-train`, `python -m vivit.tasks.train` (vivit.tasks.command)."""
+    return run_command("train", job, root, rewrite_argv=resume_arguments)
+
+
+def results(outputs: list[dict[str, float]]) -> dict[str, float]:
+    """What `trainer.validate/test` returned, as one flat dict of floats."""
+    return {k: float(v) for r in outputs for k, v in r.items()}
+
+
+def write_summary(summary: dict[str, Any], output_dir: Path, trainer: L.Trainer) -> None:
+    """metrics.json in the run folder and the results table (rank 0)."""
+    if not trainer.is_global_zero:
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_atomically(output_dir / "metrics.json", json.dumps(summary, indent=2))
+    print_summary(summary)
+
+
+# ------------------------------------------------------------------------------------------------ fit and preemption
+def _forward_to_sigterm(signum: int, frame: Any) -> None:
+    """SLURM's timeout signal (SIGUSR1, `#SBATCH --signal=USR1@90`) stops a run like SIGTERM: Lightning's
+    SIGTERM handler makes the loops stop at the next batch and the checkpoint callbacks save."""
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def fit(run: Run, ckpt_path: str | None) -> None:
+    """`trainer.fit`, turning a SIGTERM / SIGUSR1 stop (Lightning exits with code 0) into `Preempted`.
+    Under Lightning's SLURM auto-requeue, SIGUSR1 stays Lightning's (save + `scontrol requeue`)."""
+    forward = hasattr(signal, "SIGUSR1") and not lightning_requeues(run.trainer)
+    previous = signal.signal(signal.SIGUSR1, _forward_to_sigterm) if forward else None
+    try:
+        run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException as error:
+        last = last_checkpoint(run.trainer)
+        where = f"resume with ckpt_path={last}" if last else "no checkpoint was saved"
+        raise Preempted(f"stopped by a signal at epoch {run.trainer.current_epoch}, step "
+                        f"{run.trainer.global_step}; {where}") from error
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGUSR1, previous)
+
+
+def requeued_checkpoint(trainer: L.Trainer) -> str | None:
+    """A requeued SLURM job's own last.ckpt (its folder is the same on every attempt, vivit/runtime/slurm.py)."""
+    if not restart_count():
+        return None
+    last = last_checkpoint(trainer)
+    found = f"resuming from {last}" if last else "no last.ckpt in the job folder (Lightning takes its hpc_ckpt if any)"
+    rank_zero_info(f"SLURM restart {restart_count()}: {found}")
+    return last
+
+
+def last_checkpoint(trainer: L.Trainer) -> str | None:
+    """The checkpoint of the final weights (last.ckpt), else None (fast_dev_run saves none)."""
+    for callback in trainer.checkpoint_callbacks:
+        path = getattr(callback, "path", None) or getattr(callback, "last_model_path", None)
+        if path and Path(path).is_file():
+            return str(path)
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ test_best
+def same_data(a: list, b: list) -> bool:
+    """Whether two splits' records are the same videos (e.g. EPIC, SSv2, MiT, K600: "test" is the val file)."""
+    def key(r: Any) -> tuple:
+        return (str(r.path), r.start, r.end)
+    return bool({key(r) for r in a} & {key(r) for r in b})
+
+
+def test_best(run: Run) -> dict[str, Any]:
+    """Test the best-by-val checkpoint, under its own name, only where val and test are different data."""
+    callback = run.trainer.checkpoint_callback
+    best = callback.best_model_path if callback is not None else ""
+    if not best:
+        return {}
+    if same_data(run.datamodule.index.records("val"), run.datamodule.index.records("test")):
+        log.warning("test_best skipped: validation and test are the same videos (selection on the reported split)")
+        return {}
+    with run.evaluation.metrics_only():  # the run's files describe the final model
+        tested = results(run.trainer.test(run.module, datamodule=run.datamodule, ckpt_path=best, verbose=False))
+    return {"checkpoint_best": best, "test_best": {k.replace("test/", "test_best/", 1): v for k, v in tested.items()}}
+
+
+if __name__ == "__main__":
+    main()
