@@ -188,8 +188,9 @@ def report(root: Path = ROOT) -> dict:
         "biggest_modules": [{"name": m.name, "lines": m.lines} for m in biggest],
         "cycles": cycles(modules),
         "room_edges": sorted(f"{a} -> {b}" for a, b in room_edges(library)),
-        "entry_points": {e: {"direct": sorted(modules[e].imports), "all": sorted(closure(modules, e))}
-                         for e in ENTRY_POINTS},
+        "entry_points": {
+            e: {"direct": sorted(modules[e].imports), "all": sorted(closure(modules, e))} for e in ENTRY_POINTS
+        },
         "most_imports": sorted(((m.name, len(m.imports)) for m in library.values()), key=lambda x: -x[1])[:5],
         "inner_imports": {m.name: m.inner_imports for m in library.values() if m.inner_imports},
     }

@@ -98,8 +98,14 @@ def write_h264(path: Path, frames: np.ndarray, gop: int | None) -> None:
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         options = {"crf": "23", "preset": "fast"}  # default keyint 250 + scene cuts when gop is None
         if gop:
-            options.update({"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0",
-                            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"})
+            options.update(
+                {
+                    "g": str(gop),
+                    "keyint_min": str(gop),
+                    "sc_threshold": "0",
+                    "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
+                }
+            )
         stream.options = options
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -111,8 +117,10 @@ def write_h264(path: Path, frames: np.ndarray, gop: int | None) -> None:
 def make_videos(cache: Path, count: int) -> dict[str, list[Path]]:
     """`count` videos per GOP variant, generated once (same content for both variants)."""
     variants = {"default GOP": None, "dense (gop 16)": 16}
-    paths = {name: [cache / f"{'sparse' if gop is None else f'gop{gop}'}_{i}.mp4" for i in range(count)]
-             for name, gop in variants.items()}
+    paths = {
+        name: [cache / f"{'sparse' if gop is None else f'gop{gop}'}_{i}.mp4" for i in range(count)]
+        for name, gop in variants.items()
+    }
     cache.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         if all(paths[name][i].is_file() for name in variants):
@@ -288,25 +296,40 @@ def main() -> None:
     for variant, paths in videos.items():
         keyframes = len(ideal.layout[str(paths[0])][1])
         alone, per_cpu_second = time_readers(readers, paths, args.clips)
-        measured = {"reader_clips_s": alone, "reader_clips_per_cpu_s": per_cpu_second,
-                    "loader_w0_clips_s": time_loaders(readers, paths, args.loader_clips, 0, args.rounds),
-                    f"loader_w{args.workers}_clips_s": time_loaders(readers, paths, args.loader_clips, args.workers,
-                                                                    args.rounds)}
+        measured = {
+            "reader_clips_s": alone,
+            "reader_clips_per_cpu_s": per_cpu_second,
+            "loader_w0_clips_s": time_loaders(readers, paths, args.loader_clips, 0, args.rounds),
+            f"loader_w{args.workers}_clips_s": time_loaders(
+                readers, paths, args.loader_clips, args.workers, args.rounds
+            ),
+        }
         for name in readers:
-            row = {"videos": variant, "keyframes_per_video": keyframes, "reader": name,
-                   **{column: rates[name] for column, rates in measured.items()}}
+            row = {
+                "videos": variant,
+                "keyframes_per_video": keyframes,
+                "reader": name,
+                **{column: rates[name] for column, rates in measured.items()},
+            }
             rows.append(row)
-            print(f"  {variant:15s} {name:12s} " + "  ".join(f"{c.split('_clips')[0]} {row[c]:6.2f}" for c in measured),
-                  flush=True)
+            print(
+                f"  {variant:15s} {name:12s} " + "  ".join(f"{c.split('_clips')[0]} {row[c]:6.2f}" for c in measured),
+                flush=True,
+            )
 
     columns = ["reader_clips_s", "reader_clips_per_cpu_s", "loader_w0_clips_s", f"loader_w{args.workers}_clips_s"]
     ratios = {}
     for variant in videos:
         by = {r["reader"]: r for r in rows if r["videos"] == variant}
-        ratios[variant] = {c: {"ours_vs_naive": by["ours"][c] / by["naive"][c],
-                               "ideal_vs_ours": by["ideal"][c] / by["ours"][c],
-                               "ideal_vs_naive": by["ideal"][c] / by["naive"][c],
-                               "fps25_vs_counting": by["ours fps=25"][c] / by["ours"][c]} for c in columns}
+        ratios[variant] = {
+            c: {
+                "ours_vs_naive": by["ours"][c] / by["naive"][c],
+                "ideal_vs_ours": by["ideal"][c] / by["ours"][c],
+                "ideal_vs_naive": by["ideal"][c] / by["naive"][c],
+                "fps25_vs_counting": by["ours fps=25"][c] / by["ours"][c],
+            }
+            for c in columns
+        }
     index_timing = None
     if args.index_rows:
         workdir = Path(tempfile.mkdtemp(prefix="vivit_bench_index_"))
@@ -318,27 +341,52 @@ def main() -> None:
     names = ["reader", "per CPU-s", "w=0", f"w={args.workers}"]
     print(f"\n{'videos':16s} {'keyframes':>9s} {'method':12s} " + " ".join(f"{n:>10s}" for n in names) + "   (clips/s)")
     for r in rows:
-        print(f"{r['videos']:16s} {r['keyframes_per_video']:9d} {r['reader']:12s} " +
-              " ".join(f"{r[c]:10.2f}" for c in columns))
+        print(
+            f"{r['videos']:16s} {r['keyframes_per_video']:9d} {r['reader']:12s} "
+            + " ".join(f"{r[c]:10.2f}" for c in columns)
+        )
     for variant, ratio in ratios.items():
         for key in ("ours_vs_naive", "ideal_vs_ours", "ideal_vs_naive", "fps25_vs_counting"):
             print(f"{variant:16s} {key:15s} " + " ".join(f"{ratio[c][key]:9.2f}x" for c in columns))
     if index_timing:
-        print(f"index of {index_timing['rows']} Kinetics rows ({index_timing['skipped']} without video): "
-              f"first {index_timing['first']:.2f} s, cached {index_timing['cached']:.2f} s")
+        print(
+            f"index of {index_timing['rows']} Kinetics rows ({index_timing['skipped']} without video): "
+            f"first {index_timing['first']:.2f} s, cached {index_timing['cached']:.2f} s"
+        )
     load_after = os.getloadavg()[0]
-    print(f"load average {load_before:.2f} -> {load_after:.2f}; torch threads {torch.get_num_threads()}, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    print(
+        f"load average {load_before:.2f} -> {load_after:.2f}; torch threads {torch.get_num_threads()}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
+    )
 
     result = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_before": load_before,
-                    "load_after": load_after, "torch_threads": torch.get_num_threads(),
-                    "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "pyav": av.__version__,
-                    "decoder_threads": "FFmpeg frame threading (thread_type AUTO) for all three readers"},
-        "setup": {"seconds": SECONDS, "fps": FPS, "size": [WIDTH, HEIGHT], "num_frames": NUM_FRAMES, "stride": STRIDE,
-                  "short_side": SHORT_SIDE, "crop": CROP, "videos_per_variant": args.videos, "clips": args.clips,
-                  "loader_clips": args.loader_clips, "rounds": args.rounds, "workers": args.workers},
-        "rows": rows, "ratios": ratios, "index": index_timing,
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_before": load_before,
+            "load_after": load_after,
+            "torch_threads": torch.get_num_threads(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "pyav": av.__version__,
+            "decoder_threads": "FFmpeg frame threading (thread_type AUTO) for all three readers",
+        },
+        "setup": {
+            "seconds": SECONDS,
+            "fps": FPS,
+            "size": [WIDTH, HEIGHT],
+            "num_frames": NUM_FRAMES,
+            "stride": STRIDE,
+            "short_side": SHORT_SIDE,
+            "crop": CROP,
+            "videos_per_variant": args.videos,
+            "clips": args.clips,
+            "loader_clips": args.loader_clips,
+            "rounds": args.rounds,
+            "workers": args.workers,
+        },
+        "rows": rows,
+        "ratios": ratios,
+        "index": index_timing,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

@@ -85,8 +85,9 @@ def _rank(rank: int, world: int, args: argparse.Namespace, model_cfg: dict, fold
     for _ in range(args.steps):
         unsynced.append(step(False))
     torch.distributed.barrier()
-    queue.put({"rank": rank, "wall_s": wall, "step_s": statistics.median(synced),
-               "nosync_s": statistics.median(unsynced)})
+    queue.put(
+        {"rank": rank, "wall_s": wall, "step_s": statistics.median(synced), "nosync_s": statistics.median(unsynced)}
+    )
     torch.distributed.destroy_process_group()
 
 
@@ -103,8 +104,13 @@ def measure(world: int, args: argparse.Namespace, model_cfg: dict) -> dict:
     wall = max(r["wall_s"] for r in ranks)
     step = max(r["step_s"] for r in ranks)
     nosync = max(r["nosync_s"] for r in ranks)
-    return {"processes": world, "clips_per_s": world * args.batch * args.steps / wall, "step_ms": 1000 * step,
-            "nosync_step_ms": 1000 * nosync, "comm_share": max(0.0, (step - nosync) / step)}
+    return {
+        "processes": world,
+        "clips_per_s": world * args.batch * args.steps / wall,
+        "step_ms": 1000 * step,
+        "nosync_step_ms": 1000 * nosync,
+        "comm_share": max(0.0, (step - nosync) / step),
+    }
 
 
 def main() -> None:
@@ -124,21 +130,38 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"DDP on the CPU (gloo): vivit_tiny, {args.batch} clips/process/step, "
-                        f"{args.threads} thread(s)/process")
+    table = Table(
+        title=f"DDP on the CPU (gloo): vivit_tiny, {args.batch} clips/process/step, {args.threads} thread(s)/process"
+    )
     for name in ("processes", "clips/s", "step ms", "no-sync ms", "comm %", "scaling"):
         table.add_column(name, justify="right")
     for r in rows:
-        table.add_row(str(r["processes"]), f"{r['clips_per_s']:.1f}", f"{r['step_ms']:.0f}",
-                      f"{r['nosync_step_ms']:.0f}",
-                      f"{100 * r['comm_share']:.0f}%", f"{100 * r['scaling']:.0f}%")
+        table.add_row(
+            str(r["processes"]),
+            f"{r['clips_per_s']:.1f}",
+            f"{r['step_ms']:.0f}",
+            f"{r['nosync_step_ms']:.0f}",
+            f"{100 * r['comm_share']:.0f}%",
+            f"{100 * r['scaling']:.0f}%",
+        )
     Console().print(table)
-    result = {"benchmark": "bench_ddp", "model": "vivit_tiny", "model_config": model_cfg,
-              "batch_per_process": args.batch,
-              "steps": args.steps, "warmup": args.warmup, "threads_per_process": args.threads, "backend": "gloo",
-              "device": "cpu", "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
-              "platform": platform.platform(), "torch": torch.__version__, "rows": rows,
-              "note": "shared 2-core machine; other processes ran at the same time (load_average at the end)"}
+    result = {
+        "benchmark": "bench_ddp",
+        "model": "vivit_tiny",
+        "model_config": model_cfg,
+        "batch_per_process": args.batch,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "threads_per_process": args.threads,
+        "backend": "gloo",
+        "device": "cpu",
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "rows": rows,
+        "note": "shared 2-core machine; other processes ran at the same time (load_average at the end)",
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

@@ -49,12 +49,45 @@ ALL_MODELS = [*VARIANTS, "hf"]  # the zoo's variants (st, fe, fsa, fdp) and Hugg
 # Presets: width, depth, heads, geometry and batch. The CPU one runs in a few minutes on 2 cores; 4 heads (not
 # ViT-Ti's 3) because Model 4 splits the heads in two halves.
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": dict(embed_dim=192, depth=6, num_heads=4, temporal_depth=4, num_frames=16, img_size=96,
-                tubelet=(2, 16, 16), num_classes=400, batch_size=4, warmup=3, iters=20),
-    "gpu": dict(embed_dim=768, depth=12, num_heads=12, temporal_depth=4, num_frames=32, img_size=224,
-                tubelet=(2, 16, 16), num_classes=400, batch_size=8, warmup=5, iters=20),  # ViViT-B/16x2
-    "tiny": dict(embed_dim=32, depth=1, num_heads=2, temporal_depth=1, num_frames=4, img_size=32,
-                 tubelet=(2, 16, 16), num_classes=10, batch_size=1, warmup=0, iters=1),  # smoke test
+    "cpu": dict(
+        embed_dim=192,
+        depth=6,
+        num_heads=4,
+        temporal_depth=4,
+        num_frames=16,
+        img_size=96,
+        tubelet=(2, 16, 16),
+        num_classes=400,
+        batch_size=4,
+        warmup=3,
+        iters=20,
+    ),
+    "gpu": dict(
+        embed_dim=768,
+        depth=12,
+        num_heads=12,
+        temporal_depth=4,
+        num_frames=32,
+        img_size=224,
+        tubelet=(2, 16, 16),
+        num_classes=400,
+        batch_size=8,
+        warmup=5,
+        iters=20,
+    ),  # ViViT-B/16x2
+    "tiny": dict(
+        embed_dim=32,
+        depth=1,
+        num_heads=2,
+        temporal_depth=1,
+        num_frames=4,
+        img_size=32,
+        tubelet=(2, 16, 16),
+        num_classes=10,
+        batch_size=1,
+        warmup=0,
+        iters=1,
+    ),  # smoke test
 }
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from NVIDIA's datasheets; matched against torch.cuda.get_device_name.
@@ -70,9 +103,17 @@ def default_peak_tflops(device: torch.device) -> float | None:
 
 def model_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
     """Constructor kwargs shared by our four variants (dropout and stochastic depth off)."""
-    return dict(num_classes=cfg["num_classes"], img_size=cfg["img_size"], num_frames=cfg["num_frames"],
-                tubelet_size=tuple(cfg["tubelet"]), embed_dim=cfg["embed_dim"], depth=cfg["depth"],
-                num_heads=cfg["num_heads"], mlp_ratio=4.0, qkv_bias=True)
+    return dict(
+        num_classes=cfg["num_classes"],
+        img_size=cfg["img_size"],
+        num_frames=cfg["num_frames"],
+        tubelet_size=tuple(cfg["tubelet"]),
+        embed_dim=cfg["embed_dim"],
+        depth=cfg["depth"],
+        num_heads=cfg["num_heads"],
+        mlp_ratio=4.0,
+        qkv_bias=True,
+    )
 
 
 def build_ours(name: str, cfg: dict[str, Any]) -> nn.Module:
@@ -87,10 +128,19 @@ def build_hf(cfg: dict[str, Any]) -> nn.Module:
     from transformers import VivitConfig, VivitForVideoClassification
 
     config = VivitConfig(
-        image_size=cfg["img_size"], num_frames=cfg["num_frames"], tubelet_size=list(cfg["tubelet"]),
-        hidden_size=cfg["embed_dim"], num_hidden_layers=cfg["depth"], num_attention_heads=cfg["num_heads"],
-        intermediate_size=4 * cfg["embed_dim"], hidden_act="gelu_fast", layer_norm_eps=1e-6, qkv_bias=True,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=cfg["num_classes"],
+        image_size=cfg["img_size"],
+        num_frames=cfg["num_frames"],
+        tubelet_size=list(cfg["tubelet"]),
+        hidden_size=cfg["embed_dim"],
+        num_hidden_layers=cfg["depth"],
+        num_attention_heads=cfg["num_heads"],
+        intermediate_size=4 * cfg["embed_dim"],
+        hidden_act="gelu_fast",
+        layer_norm_eps=1e-6,
+        qkv_bias=True,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        num_labels=cfg["num_classes"],
     )
     return VivitForVideoClassification._from_config(config, attn_implementation="sdpa")
 
@@ -162,7 +212,7 @@ def run(cfg: dict[str, Any], names: list[str], device: torch.device) -> list[Can
                 step(c)
         for _ in range(cfg["iters"]):  # round robin: load changes hit every model alike
             for c in candidates:
-                c.times[mode].append(timed(lambda: step(c), device))
+                c.times[mode].append(timed(lambda c=c, step=step: step(c), device))
     return candidates
 
 
@@ -201,8 +251,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     def mfu(x: float | None) -> str:
         return f"{100 * x:.1f}%" if x is not None else "-"
 
-    header = (f"{'model':<6} {'params M':>8} {'GFLOPs':>8} | {'train clips/s':>13} {'vs hf':>6} {'TFLOP/s':>8} "
-              f"{'MFU':>6} | {'infer clips/s':>13} {'vs hf':>6} {'TFLOP/s':>8} {'MFU':>6}")
+    header = (
+        f"{'model':<6} {'params M':>8} {'GFLOPs':>8} | {'train clips/s':>13} {'vs hf':>6} {'TFLOP/s':>8} "
+        f"{'MFU':>6} | {'infer clips/s':>13} {'vs hf':>6} {'TFLOP/s':>8} {'MFU':>6}"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
@@ -211,8 +263,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{mfu(r['train_mfu']):>6} | {r['infer_clips_per_s']:>13.2f} {ratio(r['infer_vs_hf']):>6} "
             f"{r['infer_tflops']:>8.3g} {mfu(r['infer_mfu']):>6}"
         )
-    bf16 = [f"{r['model']} {r['infer_bf16_clips_per_s']:.2f} clips/s ({r['infer_bf16_vs_fp32']:.2f}x fp32)"
-            for r in rows if "infer_bf16_vs_fp32" in r]
+    bf16 = [
+        f"{r['model']} {r['infer_bf16_clips_per_s']:.2f} clips/s ({r['infer_bf16_vs_fp32']:.2f}x fp32)"
+        for r in rows
+        if "infer_bf16_vs_fp32" in r
+    ]
     if bf16:
         lines.append("infer, bf16 autocast: " + ", ".join(bf16))
     return "\n".join(lines)
@@ -223,12 +278,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--preset", choices=sorted(PRESETS), help="size preset (default: cpu, or gpu on cuda)")
     p.add_argument("--models", nargs="+", choices=ALL_MODELS, default=ALL_MODELS, help="models to run")
-    for key in ("embed_dim", "depth", "num_heads", "temporal_depth", "num_frames", "img_size", "num_classes",
-                "batch_size", "warmup", "iters"):
+    for key in (
+        "embed_dim",
+        "depth",
+        "num_heads",
+        "temporal_depth",
+        "num_frames",
+        "img_size",
+        "num_classes",
+        "batch_size",
+        "warmup",
+        "iters",
+    ):
         p.add_argument(f"--{key.replace('_', '-')}", type=int, help="override the preset's value")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads on CPU (default 1)")
-    p.add_argument("--peak-tflops", type=float, help="peak FLOP/s for MFU, in TFLOP/s (default on GPU: dense "
-                   f"bf16 of the detected card, {PEAK_BF16_TFLOPS})")
+    p.add_argument(
+        "--peak-tflops",
+        type=float,
+        help=f"peak FLOP/s for MFU, in TFLOP/s (default on GPU: dense bf16 of the detected card, {PEAK_BF16_TFLOPS})",
+    )
     p.add_argument("--out", type=Path, help="JSON file (default benchmarks/results/models_<device>.json)")
     return p.parse_args(argv)
 
@@ -266,13 +334,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
 
-    geometry = (f"{cfg['num_frames']} frames x {cfg['img_size']}px, tubelet {'x'.join(map(str, cfg['tubelet']))}, "
-                f"hidden {cfg['embed_dim']}, depth {cfg['depth']} (fe: + {cfg['temporal_depth']} temporal), "
-                f"{cfg['num_heads']} heads, {cfg['num_classes']} classes, batch {cfg['batch_size']}")
-    print(f"{meta['device']} | {meta['precision']} | threads {meta['threads']} | load avg "
-          f"{load_before[0]:.2f} -> {meta['load_avg_after'][0]:.2f} | {geometry} | median of {cfg['iters']} "
-          f"after {cfg['warmup']} warmup | hf = transformers {meta['transformers']} VivitForVideoClassification, "
-          "attn_implementation=sdpa")
+    geometry = (
+        f"{cfg['num_frames']} frames x {cfg['img_size']}px, tubelet {'x'.join(map(str, cfg['tubelet']))}, "
+        f"hidden {cfg['embed_dim']}, depth {cfg['depth']} (fe: + {cfg['temporal_depth']} temporal), "
+        f"{cfg['num_heads']} heads, {cfg['num_classes']} classes, batch {cfg['batch_size']}"
+    )
+    print(
+        f"{meta['device']} | {meta['precision']} | threads {meta['threads']} | load avg "
+        f"{load_before[0]:.2f} -> {meta['load_avg_after'][0]:.2f} | {geometry} | median of {cfg['iters']} "
+        f"after {cfg['warmup']} warmup | hf = transformers {meta['transformers']} VivitForVideoClassification, "
+        "attn_implementation=sdpa"
+    )
     print(format_table(rows))
     print(f"wrote {out}")
     return result

@@ -12,5 +12,15 @@ from .reader import VideoInfo, VideoReadError, probe, read_frames
 from .records import VideoRecord
 from .synthetic import SyntheticVideos
 
-__all__ = ["VideoDataModule", "VideoDataset", "VideoIndex", "FolderVideos", "SyntheticVideos", "VideoRecord",
-           "VideoInfo", "VideoReadError", "probe", "read_frames"]
+__all__ = [
+    "VideoDataModule",
+    "VideoDataset",
+    "VideoIndex",
+    "FolderVideos",
+    "SyntheticVideos",
+    "VideoRecord",
+    "VideoInfo",
+    "VideoReadError",
+    "probe",
+    "read_frames",
+]

@@ -22,7 +22,8 @@ import logging
 import multiprocessing
 import sys
 import time
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import lightning as L
 import numpy as np
@@ -62,9 +63,19 @@ class VideoDataset(Dataset):
     """One split. `mode` picks sampling and transforms: train (random clip, augmentation), val (centre
     clip, centre crop), test (`views` = (temporal clips, spatial crops), all views in one item)."""
 
-    def __init__(self, records: Sequence[VideoRecord], mode: str, num_frames: int, stride: int, short_side: int,
-                 transform: Callable, views: tuple[int, int] = (1, 1), heads: Sequence[str] | None = None,
-                 on_error: str = "warn", cache: list[np.ndarray | None] | None = None) -> None:
+    def __init__(
+        self,
+        records: Sequence[VideoRecord],
+        mode: str,
+        num_frames: int,
+        stride: int,
+        short_side: int,
+        transform: Callable,
+        views: tuple[int, int] = (1, 1),
+        heads: Sequence[str] | None = None,
+        on_error: str = "warn",
+        cache: list[np.ndarray | None] | None = None,
+    ) -> None:
         check_choice("mode", mode, MODES)
         check_choice("data.on_error", on_error, ON_ERROR)
         self.records, self.mode, self.num_frames, self.stride = list(records), mode, num_frames, stride
@@ -93,18 +104,29 @@ class VideoDataset(Dataset):
         for attempt in range(10):
             try:
                 video = self.load(i)
-                return {"video": video, "label": self.label(self.records[i]), "index": i, **self._valid(True),
-                        **({"unreadable": attempt} if self.mode == "train" else {})}
+                return {
+                    "video": video,
+                    "label": self.label(self.records[i]),
+                    "index": i,
+                    **self._valid(True),
+                    **({"unreadable": attempt} if self.mode == "train" else {}),
+                }
             except reader.READ_ERRORS as e:
                 if self.on_error == "raise":
                     raise
                 log.warning("unreadable video %s (%s: %s)", self.records[i].path, type(e).__name__, e)
                 if self.mode != "train":
-                    return {"video": self._blank(), "label": self.label(self.records[i]), "index": i,
-                            **self._valid(False)}
+                    return {
+                        "video": self._blank(),
+                        "label": self.label(self.records[i]),
+                        "index": i,
+                        **self._valid(False),
+                    }
                 i = int(torch.randint(len(self.records), ()))  # training: replace it by another video
-        raise RuntimeError(f"10 videos in a row could not be read (last: {self.records[i].path}); "
-                           f"check the dataset (see the warnings above)")
+        raise RuntimeError(
+            f"10 videos in a row could not be read (last: {self.records[i].path}); "
+            f"check the dataset (see the warnings above)"
+        )
 
     def _valid(self, valid: bool) -> dict[str, bool]:
         return {} if self.mode == "train" else {"valid": valid}
@@ -131,9 +153,13 @@ class VideoDataset(Dataset):
     def load(self, i: int) -> torch.Tensor:
         length = self.length(i)
         if self.mode == "train":
-            return self.transform(to_video(self.frames(i, sampling.train_indices(length, self.num_frames, self.stride))))
+            return self.transform(
+                to_video(self.frames(i, sampling.train_indices(length, self.num_frames, self.stride)))
+            )
         if self.mode == "val":
-            return self.transform(to_video(self.frames(i, sampling.centre_indices(length, self.num_frames, self.stride))))[0]
+            return self.transform(
+                to_video(self.frames(i, sampling.centre_indices(length, self.num_frames, self.stride)))
+            )[0]
         clips = sampling.linspaced_indices(length, self.num_frames, self.stride, self.views[0])
         frames = self.frames(i, np.concatenate(clips))  # one decoding pass for all temporal views
         views = [self.transform(to_video(part)) for part in np.split(frames, len(clips))]
@@ -165,8 +191,11 @@ def decode_all(records: Sequence[VideoRecord], short_side: int, on_error: str, n
         if tty and (n % 64 == 0 or n + 1 == len(records)):
             print(f"\rdecoding {name} into memory: {n + 1}/{len(records)}", end="", file=sys.stderr, flush=True)
     megabytes = sum(c.nbytes for c in clips if c is not None) / 2**20
-    print(f"{' ' if tty else ''}decoded {len(records)} {name} videos into memory ({megabytes:.0f} MB) in "
-          f"{time.perf_counter() - began:.1f} s", file=sys.stderr)
+    print(
+        f"{' ' if tty else ''}decoded {len(records)} {name} videos into memory ({megabytes:.0f} MB) in "
+        f"{time.perf_counter() - began:.1f} s",
+        file=sys.stderr,
+    )
     return clips
 
 
@@ -174,7 +203,8 @@ class VideoDataModule(L.LightningDataModule):
     """Video classification data for any index (see `VideoIndex`).
 
     Args:
-        index: dataset index object (e.g. `vivit.datamodules.synthetic.SyntheticVideos`, `vivit.datamodules.folder.FolderVideos`).
+        index: dataset index object (e.g. `vivit.datamodules.synthetic.SyntheticVideos`,
+            `vivit.datamodules.folder.FolderVideos`).
         num_classes: classes the model predicts (int, or head -> int); checked against the index; None = the
             index's count (a custom folder, MiT's moments_categories.txt).
         num_frames, stride: frames per clip and the step between them, in frames at `fps`, else in decoded frames.
@@ -199,20 +229,38 @@ class VideoDataModule(L.LightningDataModule):
             command line and hand it to their index as `index.root: ${data.root}`.
     """
 
-    def __init__(self, index: VideoIndex, num_classes: int | Mapping[str, int] | None, num_frames: int, crop_size: int,
-                 stride: int = 1, min_resize: int | None = None, batch_size: int = 32,
-                 test_batch_size: int | None = None, test_views: str = "1x1",
-                 scale_jitter: Sequence[float] | None = (0.9, 1.33), hflip: bool = True,
-                 randaugment: Mapping[str, float] | None = None, colour_augment: bool = False,
-                 mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
-                 on_error: str = "warn", cache_decoded: bool = False, num_workers: int = 0,
-                 pin_memory: bool = True, persistent_workers: bool = True, resize_ratio: float | None = None,
-                 root: str | None = None, fps: float | None = None) -> None:
+    def __init__(
+        self,
+        index: VideoIndex,
+        num_classes: int | Mapping[str, int] | None,
+        num_frames: int,
+        crop_size: int,
+        stride: int = 1,
+        min_resize: int | None = None,
+        batch_size: int = 32,
+        test_batch_size: int | None = None,
+        test_views: str = "1x1",
+        scale_jitter: Sequence[float] | None = (0.9, 1.33),
+        hflip: bool = True,
+        randaugment: Mapping[str, float] | None = None,
+        colour_augment: bool = False,
+        mean: Sequence[float] = (0.5, 0.5, 0.5),
+        std: Sequence[float] = (0.5, 0.5, 0.5),
+        on_error: str = "warn",
+        cache_decoded: bool = False,
+        num_workers: int = 0,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        resize_ratio: float | None = None,
+        root: str | None = None,
+        fps: float | None = None,
+    ) -> None:
         super().__init__()
         self.fps = float(fps) if fps else None
         self.index, self.root = index, root
-        self.num_classes = (None if num_classes is None else dict(num_classes) if isinstance(num_classes, Mapping)
-                            else int(num_classes))
+        self.num_classes = (
+            None if num_classes is None else dict(num_classes) if isinstance(num_classes, Mapping) else int(num_classes)
+        )
         self.num_frames, self.stride, self.crop_size = int(num_frames), int(stride), int(crop_size)
         self.min_resize = int(min_resize or round(self.crop_size * float(resize_ratio or 1.0)))
         if self.min_resize < self.crop_size:
@@ -224,8 +272,14 @@ class VideoDataModule(L.LightningDataModule):
         self.on_error, self.cache_decoded = on_error, cache_decoded
         self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
         self.train_transform = train_transform(
-            self.crop_size, tuple(scale_jitter) if scale_jitter else None, hflip,
-            dict(randaugment) if randaugment else None, colour_augment, tuple(mean), tuple(std))
+            self.crop_size,
+            tuple(scale_jitter) if scale_jitter else None,
+            hflip,
+            dict(randaugment) if randaugment else None,
+            colour_augment,
+            tuple(mean),
+            tuple(std),
+        )
         self.val_transform = EvalTransform(self.crop_size, 1, tuple(mean), tuple(std))
         self.test_transform = EvalTransform(self.crop_size, self.views[1], tuple(mean), tuple(std))
         self.datasets: dict[str, VideoDataset] = {}
@@ -257,8 +311,10 @@ class VideoDataModule(L.LightningDataModule):
     def check_num_classes(self) -> None:
         found = index_num_classes(self.index)
         if self.resolve_num_classes() != found:
-            raise ValueError(f"data.num_classes is {self.num_classes} but the dataset index "
-                             f"({type(self.index).__name__}) has {found} classes; set data.num_classes={found}")
+            raise ValueError(
+                f"data.num_classes is {self.num_classes} but the dataset index "
+                f"({type(self.index).__name__}) has {found} classes; set data.num_classes={found}"
+            )
 
     def build_dataset(self, mode: str) -> VideoDataset:
         records = self.index.records(mode)
@@ -267,8 +323,18 @@ class VideoDataModule(L.LightningDataModule):
         transform = {"train": self.train_transform, "val": self.val_transform, "test": self.test_transform}[mode]
         cache = decode_all(records, self.min_resize, self.on_error, mode) if self.cache_decoded else None
         heads = list(self.num_classes) if isinstance(self.num_classes, dict) else None
-        return VideoDataset(records, mode, self.num_frames, self.stride, self.min_resize, transform, self.views,
-                            heads, self.on_error, cache)
+        return VideoDataset(
+            records,
+            mode,
+            self.num_frames,
+            self.stride,
+            self.min_resize,
+            transform,
+            self.views,
+            heads,
+            self.on_error,
+            cache,
+        )
 
     def train_dataloader(self) -> DataLoader:
         # Lightning swaps the sampler for a DistributedSampler under DDP (use_distributed_sampler=True).
@@ -293,9 +359,16 @@ class VideoDataModule(L.LightningDataModule):
             sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
         if mode == "train" and len(dataset) < batch_size:
             drop_last = False  # a tiny dataset still yields one batch
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, drop_last=drop_last,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory and torch.cuda.is_available(),
-                          persistent_workers=self.persistent_workers and self.num_workers > 0)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+        )
 
     def _distributed(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)

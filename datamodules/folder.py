@@ -27,9 +27,17 @@ class FolderVideos:
     """Index of a custom dataset. `train`/`val`/`test` name each split's CSV file or class folder
     (relative to `root`); by default `<split>.csv`, else the folder `<split>/`."""
 
-    def __init__(self, root: str | Path, train: str | None = None, val: str | None = None, test: str | None = None,
-                 classes: str | list[str] | None = None, frame_template: str | None = None, first_index: int = 1,
-                 fps: float | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        train: str | None = None,
+        val: str | None = None,
+        test: str | None = None,
+        classes: str | list[str] | None = None,
+        frame_template: str | None = None,
+        first_index: int = 1,
+        fps: float | None = None,
+    ) -> None:
         self.root = Path(root)
         self.sources = {"train": train, "val": val, "test": test}
         self._classes_arg = classes
@@ -78,10 +86,18 @@ class FolderVideos:
         records, labels = [], LabelCheck(self._source(split))
         for n, (path, label, span, line) in enumerate(self._rows(split)):
             labels.add(line, label is not None)
-            records.append(VideoRecord(
-                path=path, label=self._label_index(label, index, split, line), id=f"{split}/{n}:{path.name}",
-                start=span[0], end=span[1], fps=self.fps, frame_template=self.frame_template,
-                first_index=self.first_index))
+            records.append(
+                VideoRecord(
+                    path=path,
+                    label=self._label_index(label, index, split, line),
+                    id=f"{split}/{n}:{path.name}",
+                    start=span[0],
+                    end=span[1],
+                    fps=self.fps,
+                    frame_template=self.frame_template,
+                    first_index=self.first_index,
+                )
+            )
         if not records:
             raise ValueError(f"split {split!r} of {self.root} is empty ({self._source(split)})")
         labels.check()
@@ -94,8 +110,10 @@ class FolderVideos:
             return index[label]
         if label.lstrip("-").isdigit() and 0 <= int(label) < len(index):
             return int(label)
-        raise ValueError(f"{self._source(split)}:{line}: label {label!r} of split {split!r} is not one of the "
-                         f"{len(index)} classes; add it to {self.root / 'classes.txt'}")
+        raise ValueError(
+            f"{self._source(split)}:{line}: label {label!r} of split {split!r} is not one of the "
+            f"{len(index)} classes; add it to {self.root / 'classes.txt'}"
+        )
 
     def _source(self, split: str) -> Path:
         if split not in SPLITS:
@@ -111,13 +129,17 @@ class FolderVideos:
         """(absolute path, label name or None, (start, end), line of the CSV or 0) per sample."""
         source = self._source(split)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"dataset root not found: {self.root} (expected {split}.csv files with "
-                                    f"'path,label' rows or folders {split}/<class>/*.mp4)")
+            raise FileNotFoundError(
+                f"dataset root not found: {self.root} (expected {split}.csv files with "
+                f"'path,label' rows or folders {split}/<class>/*.mp4)"
+            )
         if source.is_dir():
             return list(self._folder_rows(source))
         if not source.is_file():
-            raise FileNotFoundError(f"annotation file not found: {source} (expected a CSV with header "
-                                    f"'path,label', or a folder {self.root / split}/<class>/*.mp4)")
+            raise FileNotFoundError(
+                f"annotation file not found: {source} (expected a CSV with header "
+                f"'path,label', or a folder {self.root / split}/<class>/*.mp4)"
+            )
         return list(self._csv_rows(source))
 
     def _csv_rows(self, path: Path):

@@ -34,8 +34,8 @@ from pathlib import Path
 import av
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from .records import VIDEO_SUFFIXES
 from .reader import short_side_size
+from .records import VIDEO_SUFFIXES
 
 ANNOTATION_SUFFIXES = (".csv", ".json", ".txt", ".md", ".pkl")
 H264_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}  # others become .mp4
@@ -119,9 +119,15 @@ def _encode(job: Job, tmp: Path) -> None:
             out = target.add_stream("libx264", rate=rate)
             out.width, out.height, out.pix_fmt = width, height, "yuv420p"
             out.time_base = stream.time_base  # keep the source timestamps exactly
-            out.options = {"crf": str(job.crf), "preset": job.preset, "threads": "1", "g": str(job.gop),
-                           "keyint_min": str(job.gop), "sc_threshold": "0",
-                           "x264-params": f"keyint={job.gop}:min-keyint={job.gop}:scenecut=0"}
+            out.options = {
+                "crf": str(job.crf),
+                "preset": job.preset,
+                "threads": "1",
+                "g": str(job.gop),
+                "keyint_min": str(job.gop),
+                "sc_threshold": "0",
+                "x264-params": f"keyint={job.gop}:min-keyint={job.gop}:scenecut=0",
+            }
             last_pts, step, count = None, _frame_step(stream, rate), 0
             for frame in source.decode(stream):
                 if count == 0 and frame.rotation:
@@ -162,8 +168,16 @@ def copy_annotations(pairs: list[tuple[Path, Path]]) -> int:
     return copied
 
 
-def prepare(src: Path, dst: Path, short_side: int = 256, gop: int = 16, workers: int = 1, crf: int = 23,
-            preset: str = "fast", progress: bool = True) -> dict[str, int | list[str]]:
+def prepare(
+    src: Path,
+    dst: Path,
+    short_side: int = 256,
+    gop: int = 16,
+    workers: int = 1,
+    crf: int = 23,
+    preset: str = "fast",
+    progress: bool = True,
+) -> dict[str, int | list[str]]:
     """Re-encode every video of `src` into `dst` (see module docstring); returns counts and failures."""
     src, dst = Path(src).resolve(), Path(dst).resolve()
     if not src.is_dir():
@@ -193,8 +207,15 @@ def prepare(src: Path, dst: Path, short_side: int = 256, gop: int = 16, workers:
         report.write_text("\n".join(sorted(failures)) + "\n")
     else:
         report.unlink(missing_ok=True)
-    return {"videos": len(videos), "encoded": done, "skipped": len(videos) - len(todo), "failed": len(failures),
-            "annotations_copied": copied, "other_files": other, "failures": failures}
+    return {
+        "videos": len(videos),
+        "encoded": done,
+        "skipped": len(videos) - len(todo),
+        "failed": len(failures),
+        "annotations_copied": copied,
+        "other_files": other,
+        "failures": failures,
+    }
 
 
 def _count(status: str, message: str, done: int, failures: list[str]) -> tuple[int, list[str]]:
@@ -212,8 +233,7 @@ class _progress:
     def __enter__(self):
         if not self.enabled:
             return lambda: None
-        self.bar = Progress("re-encoding", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            transient=False)
+        self.bar = Progress("re-encoding", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False)
         self.bar.start()
         task = self.bar.add_task("videos", total=self.total)
         return lambda: self.bar.advance(task)
@@ -224,8 +244,11 @@ class _progress:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vivit.datamodules.prepare", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m vivit.datamodules.prepare",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("src", type=Path, help="the release as downloaded (e.g. /data/kinetics400)")
     parser.add_argument("dst", type=Path, help="where the re-encoded copy goes (same layout)")
     parser.add_argument("--short-side", type=int, default=256, help="shorter side in pixels (default 256)")
@@ -238,14 +261,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--short-side must be >= 2 and --gop >= 1")
     began = time.perf_counter()
     try:
-        result = prepare(args.src, args.dst, args.short_side, args.gop, args.workers, args.crf, args.preset,
-                         progress=sys.stderr.isatty())
+        result = prepare(
+            args.src,
+            args.dst,
+            args.short_side,
+            args.gop,
+            args.workers,
+            args.crf,
+            args.preset,
+            progress=sys.stderr.isatty(),
+        )
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{result['videos']} videos: {result['encoded']} re-encoded, {result['skipped']} already done, "
-          f"{result['failed']} failed; {result['annotations_copied']} annotation files copied, "
-          f"{result['other_files']} other files skipped; {time.perf_counter() - began:.1f} s")
+    print(
+        f"{result['videos']} videos: {result['encoded']} re-encoded, {result['skipped']} already done, "
+        f"{result['failed']} failed; {result['annotations_copied']} annotation files copied, "
+        f"{result['other_files']} other files skipped; {time.perf_counter() - began:.1f} s"
+    )
     if result["failed"]:
         print(f"unreadable videos are listed in {Path(args.dst) / 'prepare_failures.txt'}", file=sys.stderr)
         return 1

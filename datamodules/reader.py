@@ -14,10 +14,10 @@ decoded frame from the clip's start, as DMVR and frame folders count: found from
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import av
 import numpy as np
@@ -27,7 +27,6 @@ from torchvision.io import ImageReadMode, decode_jpeg, read_file
 from torchvision.transforms.v2 import functional as F
 
 from .records import VideoRecord
-
 
 
 class VideoReadError(RuntimeError):
@@ -172,13 +171,15 @@ def _counted_targets(container, stream, path: Path, wanted: list[int], clip_star
     if not pts:
         raise VideoReadError(f"no frames in {path} after {float(clip_start * stream.time_base):.2f} s")
     if wanted[-1] >= len(pts) + 2:  # headers may overstate a length by a frame or two, no more
-        raise VideoReadError(f"{path} has {len(pts)} frames from the clip's start, frame {wanted[-1]} was wanted "
-                             "(truncated?)")
+        raise VideoReadError(
+            f"{path} has {len(pts)} frames from the clip's start, frame {wanted[-1]} was wanted (truncated?)"
+        )
     return {i: Fraction(pts[min(i, len(pts) - 1)]) for i in wanted}
 
 
-def _decode_until(container, stream, path: Path, wanted: list[int], target: dict, tolerance, frame_step,
-                  seek: bool) -> dict:
+def _decode_until(
+    container, stream, path: Path, wanted: list[int], target: dict, tolerance, frame_step, seek: bool
+) -> dict:
     """Decoded frame shown at each wanted target: the last frame whose pts is at most the target plus
     `tolerance` (pts rounding in the time base; variable-rate gaps repeat the frame on screen). Decoding
     stops after the last wanted frame."""

@@ -77,7 +77,7 @@ def render_clip(label: int, rng: np.random.Generator, num_frames: int, size: int
         cy, cx = rng.uniform(radius + 1, size - radius - 1, size=2)
         alpha = np.clip(radius + 0.5 - np.hypot(yy - cy, xx - cx), 0, 1)[..., None]  # anti-aliased edge
         disc = background * (1 - alpha) + colours[colour] * alpha
-        frames[k * per_colour:(k + 1) * per_colour] = disc
+        frames[k * per_colour : (k + 1) * per_colour] = disc
     return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
 
 
@@ -125,16 +125,33 @@ def _generate_chunk(args: tuple) -> list[tuple[str, int]]:
 class SyntheticVideos(FolderVideos):
     """Index of the embedded dataset; generates it under `root` on first use (see module docstring)."""
 
-    def __init__(self, root: str | Path, seed: int = 0, num_frames: int = 8, size: int = 32,
-                 num_train: int = 1024, num_val: int = 256, num_test: int = 256, fps: int = 8, crf: int = 14,
-                 workers: int = 2) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        seed: int = 0,
+        num_frames: int = 8,
+        size: int = 32,
+        num_train: int = 1024,
+        num_val: int = 256,
+        num_test: int = 256,
+        fps: int = 8,
+        crf: int = 14,
+        workers: int = 2,
+    ) -> None:
         super().__init__(root)
         if num_frames % len(COLOURS) or num_frames < len(COLOURS):
             raise ValueError(f"synthetic num_frames must be a multiple of {len(COLOURS)}, got {num_frames}")
         if size % 2 or size < 16:
             raise ValueError(f"synthetic size must be even and >= 16 (yuv420p), got {size}")
-        self.params = {"version": VERSION, "seed": seed, "num_frames": num_frames, "size": size, "fps": fps,
-                       "crf": crf, "splits": {"train": num_train, "val": num_val, "test": num_test}}
+        self.params = {
+            "version": VERSION,
+            "seed": seed,
+            "num_frames": num_frames,
+            "size": size,
+            "fps": fps,
+            "crf": crf,
+            "splits": {"train": num_train, "val": num_val, "test": num_test},
+        }
         self.workers = workers
 
     @property
@@ -155,8 +172,9 @@ class SyntheticVideos(FolderVideos):
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            print(f"waiting for another process to finish generating {self.root} (lock {self.lock_path})",
-                  file=sys.stderr)
+            print(
+                f"waiting for another process to finish generating {self.root} (lock {self.lock_path})", file=sys.stderr
+            )
             lock.acquire()
         try:
             if not self.is_current():  # the process we waited for may have made it
@@ -170,8 +188,10 @@ class SyntheticVideos(FolderVideos):
         try:
             if json.loads(manifest.read_text()) != self.params:
                 return False
-            return all((self.root / f"{split}.csv").is_file() and len(os.listdir(self.root / split)) == count
-                       for split, count in self.params["splits"].items())
+            return all(
+                (self.root / f"{split}.csv").is_file() and len(os.listdir(self.root / split)) == count
+                for split, count in self.params["splits"].items()
+            )
         except (OSError, ValueError):
             return False
 
@@ -184,8 +204,10 @@ class SyntheticVideos(FolderVideos):
         interrupted generation is never mistaken for a finished one."""
         foreign = sorted(p.name for p in self.root.iterdir() if p.name not in GENERATED) if self.root.is_dir() else []
         if foreign and not (self.root / "manifest.json").is_file():
-            raise FileExistsError(f"{self.root} exists and is not a synthetic dataset (no manifest.json, and it holds "
-                                  f"{', '.join(foreign[:3])}); point data.root at an empty or new folder")
+            raise FileExistsError(
+                f"{self.root} exists and is not a synthetic dataset (no manifest.json, and it holds "
+                f"{', '.join(foreign[:3])}); point data.root at an empty or new folder"
+            )
         self.root.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale_partials()
         tmp = self.root.with_name(f".{self.root.name}.partial-{os.getpid()}")
@@ -195,11 +217,26 @@ class SyntheticVideos(FolderVideos):
         for split, count in p["splits"].items():
             (tmp / split).mkdir(parents=True)
             # Exactly balanced labels, in a seeded random order.
-            labels = np.random.default_rng([p["seed"], SPLIT_IDS[split], 1 << 20]).permutation(
-                np.arange(count) % len(CLASSES)).tolist()
+            labels = (
+                np.random.default_rng([p["seed"], SPLIT_IDS[split], 1 << 20])
+                .permutation(np.arange(count) % len(CLASSES))
+                .tolist()
+            )
             for start in range(0, count, 32):
-                chunks.append((str(tmp), split, start, min(start + 32, count), labels, p["seed"], p["num_frames"],
-                               p["size"], p["fps"], p["crf"]))
+                chunks.append(
+                    (
+                        str(tmp),
+                        split,
+                        start,
+                        min(start + 32, count),
+                        labels,
+                        p["seed"],
+                        p["num_frames"],
+                        p["size"],
+                        p["fps"],
+                        p["crf"],
+                    )
+                )
         total, done, began = sum(p["splits"].values()), 0, time.perf_counter()
         tty = sys.stderr.isatty()
         print(f"generating {total} synthetic videos in {self.root}", end="" if tty else "\n", file=sys.stderr)
@@ -230,8 +267,10 @@ class SyntheticVideos(FolderVideos):
 
     def _remove_stale_partials(self) -> None:
         """Delete temporary folders left by generations whose process died."""
-        for partial in [*self.root.parent.glob(f".{self.root.name}.partial-*"),
-                        *self.root.parent.glob(f".{self.root.name}.old-*")]:
+        for partial in [
+            *self.root.parent.glob(f".{self.root.name}.partial-*"),
+            *self.root.parent.glob(f".{self.root.name}.old-*"),
+        ]:
             try:
                 os.kill(int(partial.name.rsplit("-", 1)[1]), 0)  # still running: leave it alone
             except ProcessLookupError:

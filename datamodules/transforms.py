@@ -3,8 +3,8 @@
 A v2 transform draws its random parameters once per call, so every frame of a clip gets the same crop,
 flip and colour change. The order follows scenic's training pipeline (DMVR): resize the short side (done
 by the reader's decoder) -> scale jitter -> random crop -> horizontal flip -> RandAugment (uint8) ->
-[0, 1] -> colour augment (only without RandAugment, as scenic) -> normalise. Evaluation: resize the short side -> centre crop, or scenic's three
-spatial crops (left/centre/right if W > H, else top/centre/bottom).
+[0, 1] -> colour augment (only without RandAugment, as scenic) -> normalise. Evaluation: resize the short side
+-> centre crop, or scenic's three spatial crops (left/centre/right if W > H, else top/centre/bottom).
 
 Two transforms are written here because torchvision's differ from the official ones on video:
 `VideoRandAugment` (torchvision's RandAugment has geometric ops, no Invert/Cutout/SolarizeAdd, signed
@@ -14,7 +14,8 @@ brightness and fixed order, which v2.ColorJitter does not offer).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,8 +56,15 @@ class ColourAugment(v2.Transform):
 
     _transformed_types = (tv_tensors.Video,)
 
-    def __init__(self, p: float = 0.8, brightness: float = 32 / 255, saturation: Sequence[float] = (0.6, 1.4),
-                 contrast: Sequence[float] = (0.6, 1.4), hue: float = 0.2, p_gray: float = 0.1) -> None:
+    def __init__(
+        self,
+        p: float = 0.8,
+        brightness: float = 32 / 255,
+        saturation: Sequence[float] = (0.6, 1.4),
+        contrast: Sequence[float] = (0.6, 1.4),
+        hue: float = 0.2,
+        p_gray: float = 0.1,
+    ) -> None:
         super().__init__()
         self.p, self.brightness, self.saturation = p, brightness, tuple(saturation)
         self.contrast, self.hue, self.p_gray = tuple(contrast), hue, p_gray
@@ -93,8 +101,20 @@ class VideoRandAugment(v2.Transform):
     computed over the whole clip, as scenic does by reshaping the clip to one (T*H, W) image."""
 
     _transformed_types = (tv_tensors.Video,)
-    OPS = ("Identity", "AutoContrast", "Equalize", "Invert", "Posterize", "Solarize", "Color", "Contrast",
-           "Brightness", "Sharpness", "Cutout", "SolarizeAdd")
+    OPS = (
+        "Identity",
+        "AutoContrast",
+        "Equalize",
+        "Invert",
+        "Posterize",
+        "Solarize",
+        "Color",
+        "Contrast",
+        "Brightness",
+        "Sharpness",
+        "Cutout",
+        "SolarizeAdd",
+    )
 
     def __init__(self, num_layers: int = 2, magnitude: float = 15, fill: int = 128) -> None:
         super().__init__()
@@ -124,7 +144,7 @@ class VideoRandAugment(v2.Transform):
             pad = int(level * 40)
             (cy, cx), (height, width) = centre, video.shape[-2:]
             video = video.clone()
-            video[..., max(cy - pad, 0):min(cy + pad, height), max(cx - pad, 0):min(cx + pad, width)] = self.fill
+            video[..., max(cy - pad, 0) : min(cy + pad, height), max(cx - pad, 0) : min(cx + pad, width)] = self.fill
             return video
         t, c, h, w = video.shape
         image = video.permute(1, 0, 2, 3).reshape(c, t * h, w)  # the clip as one image
@@ -170,9 +190,15 @@ def _normalise(mean: Sequence[float], std: Sequence[float]) -> list[v2.Transform
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
 
 
-def train_transform(crop_size: int, scale_jitter: Sequence[float] | None = (0.9, 1.33), hflip: bool = True,
-                    randaugment: dict | None = None, colour_augment: bool = False,
-                    mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5)) -> v2.Compose:
+def train_transform(
+    crop_size: int,
+    scale_jitter: Sequence[float] | None = (0.9, 1.33),
+    hflip: bool = True,
+    randaugment: dict | None = None,
+    colour_augment: bool = False,
+    mean: Sequence[float] = (0.5, 0.5, 0.5),
+    std: Sequence[float] = (0.5, 0.5, 0.5),
+) -> v2.Compose:
     """Training augmentation of a short-side-resized uint8 clip; returns (C, T, crop, crop) float."""
     steps: list[v2.Transform] = []
     if scale_jitter:
@@ -199,8 +225,13 @@ class EvalTransform:
     """Evaluation: crops of a short-side-resized uint8 clip; returns (num_crops, C, T, crop, crop) float.
     Three crops run along the long side (left/centre/right if W > H, else top/centre/bottom)."""
 
-    def __init__(self, crop_size: int, num_crops: int = 1, mean: Sequence[float] = (0.5, 0.5, 0.5),
-                 std: Sequence[float] = (0.5, 0.5, 0.5)) -> None:
+    def __init__(
+        self,
+        crop_size: int,
+        num_crops: int = 1,
+        mean: Sequence[float] = (0.5, 0.5, 0.5),
+        std: Sequence[float] = (0.5, 0.5, 0.5),
+    ) -> None:
         self.crop_size, self.num_crops = crop_size, num_crops
         self.finish = v2.Compose(_normalise(mean, std) + [ToModelInput()])
 

@@ -3,8 +3,9 @@
     python -m vivit.experiments.collect outputs/paper/table2_variants-k400-<time> --paper table2
     python -m vivit.experiments.collect outputs/demo_variants/multiruns/<time> --paper table2 --metric val/top1
 
-One row per job: the swept overrides, validation and test top-1/top-5 (EPIC-Kitchens: action, verb and noun top-1),
-the tested (final) checkpoint, and with `--paper tableN` the paper's number for the job's row and the difference in points.
+One row per job: the swept overrides, validation and test top-1/top-5 (EPIC-Kitchens: action, verb and noun
+top-1), the tested (final) checkpoint, and with `--paper tableN` the paper's number for the job's row and the
+difference in points.
 Printed with rich and written into the multirun folder as results.csv (every metric), results.md and results.png
 (a bar per job; the paper's number as a second bar).
 
@@ -103,8 +104,9 @@ def read_job(folder: Path) -> Job:
         hydra_cfg = OmegaConf.load(hydra_dir / "hydra.yaml").hydra
         num = int(config_value(hydra_cfg, "job.num", num))
         dataset = config_value(hydra_cfg, "runtime.choices.data")
-    job = Job(num=num, overrides=[str(o) for o in overrides], status=FAILED, folder=folder, config=config,
-              dataset=dataset)
+    job = Job(
+        num=num, overrides=[str(o) for o in overrides], status=FAILED, folder=folder, config=config, dataset=dataset
+    )
     metrics_file = folder / "metrics.json"
     if metrics_file.is_file():
         summary = json.loads(metrics_file.read_text())
@@ -124,8 +126,9 @@ def read_multirun(multirun_dir: Path) -> tuple[list[Job], list[str]]:
         jobs = sorted(found.values(), key=lambda j: j.num)
         return jobs, _varying_keys(jobs)
     grid, swept = expected
-    jobs = [found.pop(num, None) or Job(num=num, overrides=overrides, status=MISSING)
-            for num, overrides in enumerate(grid)]
+    jobs = [
+        found.pop(num, None) or Job(num=num, overrides=overrides, status=MISSING) for num, overrides in enumerate(grid)
+    ]
     for job in jobs:
         if job.status != MISSING and sorted(job.overrides) != sorted(grid[job.num]):
             log.warning("Job %d ran %s, but the sweep in multirun.yaml says %s.", job.num, job.overrides, grid[job.num])
@@ -165,22 +168,30 @@ def compare(jobs: Sequence[Job], table: PaperTable, metric: str | None, dataset:
             column = table.datasets[0]
             stand_in.add(job.num)
             if job.dataset is not None and dataset is None:
-                notes.append(f"The paper's {table.name} has no {job.dataset} numbers: its {column} column is shown "
-                             f"for the pattern, without a difference.")
+                notes.append(
+                    f"The paper's {table.name} has no {job.dataset} numbers: its {column} column is shown "
+                    f"for the pattern, without a difference."
+                )
         datasets[job.num] = column
     notes = list(dict.fromkeys(notes))
     if metric is None:
         wanted = {table.metric(d) for d in datasets.values()}
         metric = wanted.pop() if len(wanted) == 1 else "test/top1"
-        if not any(metric in job.metrics for job in jobs) and any(metric.replace("test/", "val/") in job.metrics
-                                                                  for job in jobs):
-            notes.append(f"No job has {metric} (the paper's protocol): compared with "
-                         f"{metric.replace('test/', 'val/')} instead.")
+        if not any(metric in job.metrics for job in jobs) and any(
+            metric.replace("test/", "val/") in job.metrics for job in jobs
+        ):
+            notes.append(
+                f"No job has {metric} (the paper's protocol): compared with {metric.replace('test/', 'val/')} instead."
+            )
             metric = metric.replace("test/", "val/")
-    rows = {job.num: table.row(table.row_key(job.config, job.dataset)) if job.config is not None else None
-            for job in jobs}
-    unmatched = [row.label for row in table.rows if row not in rows.values()
-                 and any(d in row.top1 for d in set(datasets.values()))]
+    rows = {
+        job.num: table.row(table.row_key(job.config, job.dataset)) if job.config is not None else None for job in jobs
+    }
+    unmatched = [
+        row.label
+        for row in table.rows
+        if row not in rows.values() and any(d in row.top1 for d in set(datasets.values()))
+    ]
     if unmatched:
         notes.append(f"Paper rows without a job: {', '.join(unmatched)}.")
     return Comparison(table, metric, rows, datasets, notes, stand_in)
@@ -206,8 +217,9 @@ def percent(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.2f}"
 
 
-def build_table(jobs: Sequence[Job], swept: Sequence[str], metrics: Sequence[str],
-                comparison: Comparison | None) -> tuple[list[str], list[list[str]]]:
+def build_table(
+    jobs: Sequence[Job], swept: Sequence[str], metrics: Sequence[str], comparison: Comparison | None
+) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the results table, as strings (accuracies in percent)."""
     header = ["job", "status", *map(column_name, swept), *metrics]
     if comparison:
@@ -222,8 +234,11 @@ def build_table(jobs: Sequence[Job], swept: Sequence[str], metrics: Sequence[str
             paper = row.top1.get(comparison.datasets[job.num]) if row else None
             ours = job.metrics.get(comparison.metric)
             shown = paper is not None and ours is not None and job.num not in comparison.stand_in
-            line += [row.label if row else "", "" if paper is None else f"{paper:.1f}",
-                     f"{100 * ours - paper:+.2f}" if shown else ""]
+            line += [
+                row.label if row else "",
+                "" if paper is None else f"{paper:.1f}",
+                f"{100 * ours - paper:+.2f}" if shown else "",
+            ]
         line.append(_short_path(job.checkpoint, job.folder))
         body.append(line)
     return header, body
@@ -249,13 +264,25 @@ def write_csv(path: Path, jobs: Sequence[Job], swept: Sequence[str], comparison:
         writer = csv.writer(file)
         writer.writerow(header)
         for job in jobs:
-            line = [job.num, job.status, *[job.override(k) or "" for k in swept], job.dataset or "",
-                    *[job.metrics.get(k, "") for k in metric_keys], job.checkpoint or "", job.folder or ""]
+            line = [
+                job.num,
+                job.status,
+                *[job.override(k) or "" for k in swept],
+                job.dataset or "",
+                *[job.metrics.get(k, "") for k in metric_keys],
+                job.checkpoint or "",
+                job.folder or "",
+            ]
             if comparison:
                 row = comparison.rows.get(job.num)
                 column = comparison.datasets[job.num]
-                line += [comparison.table.name, row.label if row else "", comparison.metric, column,
-                         row.top1.get(column, "") if row else ""]
+                line += [
+                    comparison.table.name,
+                    row.label if row else "",
+                    comparison.metric,
+                    column,
+                    row.top1.get(column, "") if row else "",
+                ]
             writer.writerow(line)
 
 
@@ -268,8 +295,9 @@ def markdown(title: str, header: Sequence[str], body: Sequence[Sequence[str]], n
     return "\n".join(lines) + "\n"
 
 
-def plot(path: Path, jobs: Sequence[Job], swept: Sequence[str], metric: str, comparison: Comparison | None,
-         title: str) -> None:
+def plot(
+    path: Path, jobs: Sequence[Job], swept: Sequence[str], metric: str, comparison: Comparison | None, title: str
+) -> None:
     """One bar per job (its `metric` in percent; failed and missing jobs are named, with no bar) and the paper's."""
     labels, ours, paper = [], [], []
     for job in jobs:
@@ -284,17 +312,26 @@ def plot(path: Path, jobs: Sequence[Job], swept: Sequence[str], metric: str, com
     fig = Figure(figsize=(max(6.0, 1.1 * len(jobs) + 2), 4.5))
     ax = fig.subplots()
     bars = ax.bar([i - width / 2 if comparison else i for i in x], ours, width, label=f"this sweep ({metric})")
-    ax.bar_label(bars, labels=[f"{v:.1f}" if job.metrics.get(metric) is not None else "" for v, job in zip(ours, jobs)],
-                 fontsize=8)
+    ax.bar_label(
+        bars,
+        labels=[f"{v:.1f}" if job.metrics.get(metric) is not None else "" for v, job in zip(ours, jobs)],
+        fontsize=8,
+    )
     if comparison:
         shown = [(i, p) for i, p in zip(x, paper) if p is not None]
         if shown:
             columns = ", ".join(sorted(set(comparison.datasets.values())))
-            pbars = ax.bar([i + width / 2 for i, _ in shown], [p for _, p in shown], width, color="0.65",
-                           label=f"paper {comparison.table.name} ({columns})")
+            pbars = ax.bar(
+                [i + width / 2 for i, _ in shown],
+                [p for _, p in shown],
+                width,
+                color="0.65",
+                label=f"paper {comparison.table.name} ({columns})",
+            )
             ax.bar_label(pbars, labels=[f"{p:.1f}" for _, p in shown], fontsize=8)
-    ax.set_xticks(list(x), labels, rotation=30 if len(jobs) > 4 else 0, ha="right" if len(jobs) > 4 else "center",
-                  fontsize=8)
+    ax.set_xticks(
+        list(x), labels, rotation=30 if len(jobs) > 4 else 0, ha="right" if len(jobs) > 4 else "center", fontsize=8
+    )
     ax.set_ylabel(f"{metric} (%)")
     ax.set_ylim(0, 108)
     ax.set_title(title, fontsize=10, pad=24)
@@ -320,8 +357,13 @@ def print_table(title: str, header: Sequence[str], body: Sequence[Sequence[str]]
 
 
 # ----------------------------------------------------------------------------------------------------- main
-def collect(multirun_dir: Path, paper: str | None = None, metric: str | None = None,
-            dataset: str | None = None, quiet: bool = False) -> dict[str, Any]:
+def collect(
+    multirun_dir: Path,
+    paper: str | None = None,
+    metric: str | None = None,
+    dataset: str | None = None,
+    quiet: bool = False,
+) -> dict[str, Any]:
     """Read the multirun, print its table and write results.{csv,md,png} into it. Returns what was found."""
     if not multirun_dir.is_dir():
         raise FileNotFoundError(f"No multirun folder at '{multirun_dir}' (expected outputs/.../multiruns/<time>).")
@@ -340,11 +382,15 @@ def collect(multirun_dir: Path, paper: str | None = None, metric: str | None = N
     counts = {s: sum(j.status == s for j in jobs) for s in (OK, FAILED, MISSING)}
     notes = list(comparison.notes) if comparison else []
     if counts[FAILED]:
-        notes.append(f"{counts[FAILED]} job(s) failed: a folder without metrics.json (the job stopped, or is still "
-                     f"running): {', '.join(str(j.num) for j in jobs if j.status == FAILED)}.")
+        notes.append(
+            f"{counts[FAILED]} job(s) failed: a folder without metrics.json (the job stopped, or is still "
+            f"running): {', '.join(str(j.num) for j in jobs if j.status == FAILED)}."
+        )
     if counts[MISSING]:
-        notes.append(f"{counts[MISSING]} job(s) missing: in the sweep but never started (the sweep stopped "
-                     f"before them): {', '.join(str(j.num) for j in jobs if j.status == MISSING)}.")
+        notes.append(
+            f"{counts[MISSING]} job(s) missing: in the sweep but never started (the sweep stopped "
+            f"before them): {', '.join(str(j.num) for j in jobs if j.status == MISSING)}."
+        )
     title = f"{multirun_dir.name}: {counts[OK]}/{len(jobs)} jobs finished"
     if comparison:
         notes.insert(0, " ".join(filter(None, [f"Paper: {comparison.table.title}.", comparison.table.note])))
@@ -355,16 +401,26 @@ def collect(multirun_dir: Path, paper: str | None = None, metric: str | None = N
     if not quiet:
         print_table(title, header, body, notes)
         print(f"wrote {multirun_dir / 'results.csv'}, results.md, results.png")
-    return {"jobs": jobs, "swept": swept, "header": header, "rows": body, "notes": notes, "metric": metric,
-            "counts": counts}
+    return {
+        "jobs": jobs,
+        "swept": swept,
+        "header": header,
+        "rows": body,
+        "notes": notes,
+        "metric": metric,
+        "counts": counts,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vivit.experiments.collect", description=__doc__.split("\n\n")[0])
     parser.add_argument("multirun_dir", type=Path, help="a multirun folder, e.g. outputs/train/multiruns/<time>")
     parser.add_argument("--paper", choices=sorted(TABLES), help="add the paper's number of each job's row")
-    parser.add_argument("--metric", help="the metric compared and plotted (default: the paper's protocol, e.g. "
-                        "test/top1; without --paper test/top1, else val/top1)")
+    parser.add_argument(
+        "--metric",
+        help="the metric compared and plotted (default: the paper's protocol, e.g. "
+        "test/top1; without --paper test/top1, else val/top1)",
+    )
     parser.add_argument("--dataset", help="the paper column to compare with (default: each job's data config)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")

@@ -51,8 +51,15 @@ def logged_run(synthetic_root, tmp_path_factory):
     from vivit.tasks.train import train
 
     out = tmp_path_factory.mktemp("logged_run")
-    overrides = [f"data.root={synthetic_root}", *SMALL_DATA, "trainer.accelerator=cpu", "logger=[csv,wandb]",
-                 "trainer.max_epochs=1", "callbacks=default", "module.views_per_forward=4"]
+    overrides = [
+        f"data.root={synthetic_root}",
+        *SMALL_DATA,
+        "trainer.accelerator=cpu",
+        "logger=[csv,wandb]",
+        "trainer.max_epochs=1",
+        "callbacks=default",
+        "module.views_per_forward=4",
+    ]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WANDB_MODE", "offline")
         patch.setenv("WANDB_SILENT", "true")

@@ -53,8 +53,13 @@ class Probe(L.Callback):
 
     def _write(self, trainer) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        record = {"pid": os.getpid(), "world_size": trainer.world_size, "indices": self.indices,
-                  "lambdas": self.lambdas, "seed": self.seed}
+        record = {
+            "pid": os.getpid(),
+            "world_size": trainer.world_size,
+            "indices": self.indices,
+            "lambdas": self.lambdas,
+            "seed": self.seed,
+        }
         (self.output_dir / f"probe_rank{trainer.global_rank}.json").write_text(json.dumps(record))
 
 

@@ -29,8 +29,18 @@ INNER_IMPORTS = {"vivit": ["vivit.tasks.predict"], "vivit.weights.export": ["onn
 
 
 def test_the_rooms_are_the_design_cards():
-    assert ROOMS == ["common", "datamodules", "evaluation", "experiments", "models", "runtime", "tasks", "tracking",
-                     "training", "weights"]
+    assert ROOMS == [
+        "common",
+        "datamodules",
+        "evaluation",
+        "experiments",
+        "models",
+        "runtime",
+        "tasks",
+        "tracking",
+        "training",
+        "weights",
+    ]
 
 
 @pytest.mark.parametrize("room", ROOMS)
@@ -60,16 +70,25 @@ def test_imports_sit_at_module_level_except_optional_ones():
 
 
 def test_every_entry_point_goes_through_its_task_module():
-    for entry, task in (("train.py", "vivit.tasks.train"), ("eval.py", "vivit.tasks.evaluate"),
-                        ("predict.py", "vivit.tasks.predict")):
+    for entry, task in (
+        ("train.py", "vivit.tasks.train"),
+        ("eval.py", "vivit.tasks.evaluate"),
+        ("predict.py", "vivit.tasks.predict"),
+    ):
         assert MODULES[entry].imports == {task}  # the same `main` as the console script and `python -m`
 
 
 def _calls(tree: ast.AST, dotted: str) -> list[int]:
     owner, _, attribute = dotted.rpartition(".")
-    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute) and node.func.attr == attribute
-            and isinstance(node.func.value, ast.Name) and node.func.value.id == owner]
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == attribute
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == owner
+    ]
 
 
 def test_torch_load_is_called_in_one_module():
@@ -86,11 +105,13 @@ def test_broad_excepts_re_raise():
     """`except Exception` (or bare, or BaseException) only where the handler ends by raising again: a bug keeps
     its traceback; only the failures a handler means are caught and kept going."""
     broad = []
-    for name, module in LIBRARY.items():
+    for module in LIBRARY.values():
         for node in ast.walk(ast.parse(module.path.read_text())):
             if isinstance(node, ast.ExceptHandler):
                 caught = node.type
-                is_broad = caught is None or (isinstance(caught, ast.Name) and caught.id in ("Exception", "BaseException"))
+                is_broad = caught is None or (
+                    isinstance(caught, ast.Name) and caught.id in ("Exception", "BaseException")
+                )
                 if is_broad and not isinstance(node.body[-1], ast.Raise):
                     broad.append(f"{module.path}:{node.lineno}")
     assert broad == []
@@ -114,7 +135,7 @@ def test_a_fifth_variant_is_one_class_in_one_file(tmp_path):
     from vivit.runtime.config import register_configs
     from vivit.weights.pretrained import initialise
 
-    source = '''
+    source = """
 from vivit.models import SpatioTemporalViViT, register_variant
 
 
@@ -122,7 +143,7 @@ from vivit.models import SpatioTemporalViViT, register_variant
 class ToyViViT(SpatioTemporalViViT):
     def forward_features(self, video):
         return super().forward_features(video)
-'''
+"""
     (tmp_path / "toy_variant.py").write_text(source)
     sys.path.insert(0, str(tmp_path))
     try:
@@ -130,8 +151,10 @@ class ToyViViT(SpatioTemporalViViT):
 
         register_configs()  # what importing vivit.runtime.config does at start-up
         assert {"vivit_ti_toy", "vivit_b_toy", "vivit_h_toy"} <= set(model_names())
-        cfg = compose_config("train", ["model=vivit_ti_toy", "model.img_size=32", "model.num_frames=4",
-                                       "model.depth=2", "model.embed_dim=48"])
+        cfg = compose_config(
+            "train",
+            ["model=vivit_ti_toy", "model.img_size=32", "model.num_frames=4", "model.depth=2", "model.embed_dim=48"],
+        )
         assert cfg.model._target_ == "vivit.models.ToyViViT"  # the registry's name for it
         config = {**OmegaConf.to_container(cfg.model, resolve=True), "num_classes": 5}
         from vivit.models import build_model

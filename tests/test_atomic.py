@@ -47,8 +47,9 @@ def test_the_default_trainer_writes_checkpoints_atomically(tmp_path):
     from vivit.tasks.build import build_trainer
 
     for trainer in ("default", "ddp"):
-        cfg = compose_config("train", [f"trainer={trainer}", "trainer.accelerator=cpu", "trainer.devices=1"],
-                             output_dir=tmp_path)
+        cfg = compose_config(
+            "train", [f"trainer={trainer}", "trainer.accelerator=cpu", "trainer.devices=1"], output_dir=tmp_path
+        )
         built = build_trainer(cfg.trainer, logger=False)
         assert isinstance(built.strategy.checkpoint_io, AtomicCheckpointIO), trainer
 

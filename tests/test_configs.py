@@ -8,8 +8,20 @@ from omegaconf import OmegaConf
 from tests.conftest import CONF, compose_config
 from vivit.runtime.config import model_choices
 
-GROUPS = ["model", "data", "regularisation", "module", "optim", "trainer", "logger", "callbacks", "paths", "hydra",
-          "experiment", "debug"]
+GROUPS = [
+    "model",
+    "data",
+    "regularisation",
+    "module",
+    "optim",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "hydra",
+    "experiment",
+    "debug",
+]
 
 
 def options(group: str) -> list[str]:
@@ -30,8 +42,9 @@ def test_every_group_option_composes_and_resolves(config_name, group, option, tm
         overrides.append("ckpt_path=unused.ckpt")
     cfg = compose_config(config_name, overrides, output_dir=tmp_path)
     resolved = {key: OmegaConf.select(cfg, key) for key in cfg if key != "hydra"}
-    resolved = {key: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-                for key, v in resolved.items()}  # every interpolation resolves
+    resolved = {
+        key: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for key, v in resolved.items()
+    }  # every interpolation resolves
     assert cfg.hydra.runtime.choices[group] == option
     assert "num_classes" not in resolved["model"]  # the data decides it (vivit.tasks.build)
     assert resolved["data"]["num_frames"] == resolved["model"]["num_frames"]

@@ -14,13 +14,19 @@ from tests.test_train import run_cli, small_overrides
 
 def test_a_piped_train_run_prints_clean_wide_lines_and_one_epoch_numbering(synthetic_root, tmp_path):
     out = tmp_path / "a_folder_name_long_enough_that_the_checkpoint_path_passes_eighty_columns" / "run"
-    result = run_cli(str(ROOT / "train.py"), *small_overrides(synthetic_root), "trainer.max_epochs=2", "test=false",
-                     "+trainer.limit_train_batches=1", "+trainer.limit_val_batches=1", f"hydra.run.dir={out}",
-                     cwd=tmp_path)  # stdout and stderr are pipes here, not a terminal
+    result = run_cli(
+        str(ROOT / "train.py"),
+        *small_overrides(synthetic_root),
+        "trainer.max_epochs=2",
+        "test=false",
+        "+trainer.limit_train_batches=1",
+        "+trainer.limit_val_batches=1",
+        f"hydra.run.dir={out}",
+        cwd=tmp_path,
+    )  # stdout and stderr are pipes here, not a terminal
     assert result.returncode == 0, result.stderr[-3000:]
     printed = result.stdout + result.stderr
-    for noise in ("💡", "Tip:", "litlogger", "litmodels", "deprecated", "FutureWarning", "Total FLOPs",
-                  "weights_only"):
+    for noise in ("💡", "Tip:", "litlogger", "litmodels", "deprecated", "FutureWarning", "Total FLOPs", "weights_only"):
         assert noise not in printed, f"{noise!r} in the output:\n{printed[-3000:]}"
     assert re.search(r"^model: FactorisedEncoderViViT, 0.227 M parameters .* GFLOPs per view", printed, re.M)
     last = out / "checkpoints" / "last.ckpt"
@@ -49,7 +55,9 @@ def test_curves_number_epochs_as_history_json(tmp_path, monkeypatch):
         return save(self, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", keep)
-    history = [{"epoch": 0, "step": 4, "train/loss": 2.0, "val/top1": 0.2},
-               {"epoch": 1, "step": 8, "train/loss": 1.5, "val/top1": 0.4}]
+    history = [
+        {"epoch": 0, "step": 4, "train/loss": 2.0, "val/top1": 0.2},
+        {"epoch": 1, "step": 8, "train/loss": 1.5, "val/top1": 0.4},
+    ]
     plot_curves(history, tmp_path / "curves.png")
     assert drawn["x"] == [[0, 1], [0, 1]] and (tmp_path / "curves.png").stat().st_size > 1000

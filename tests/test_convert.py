@@ -18,18 +18,18 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from vivit import load_checkpoint
-from vivit.weights.checkpoint import read_checkpoint
 from tests.fixtures.msgpack import write_msgpack
+from vivit import load_checkpoint
 from vivit.convert import main
-from vivit.weights.convert import convert_hf, convert_scenic
-from vivit.weights.scenic import read_msgpack
 from vivit.models import (
+    VARIANTS,
     FactorisedEncoderViViT,
     FactorisedSelfAttentionViViT,
     SpatioTemporalViViT,
-    VARIANTS,
 )
+from vivit.weights.checkpoint import read_checkpoint
+from vivit.weights.convert import convert_hf, convert_scenic
+from vivit.weights.scenic import read_msgpack
 
 # 8 frames of 16x16, tubelets 2x4x4 -> 4 x 4 x 4 tokens; 2 blocks of width 32 with 4 heads.
 GEOMETRY = dict(img_size=16, num_frames=8, tubelet_size=[2, 4, 4], embed_dim=32, depth=2, num_heads=4)
@@ -61,8 +61,16 @@ def clip(batch: int = 2, seed: int = 1) -> torch.Tensor:
 def hf_model():
     from transformers import VivitConfig, VivitForVideoClassification
 
-    config = VivitConfig(image_size=16, num_frames=8, tubelet_size=[2, 4, 4], hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=4, intermediate_size=64, num_labels=5)
+    config = VivitConfig(
+        image_size=16,
+        num_frames=8,
+        tubelet_size=[2, 4, 4],
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=5,
+    )
     return randomise(VivitForVideoClassification._from_config(config, attn_implementation="eager"))
 
 
@@ -104,14 +112,34 @@ def test_hf_class_names_follow_id2label_order_and_scenic_takes_a_names_file(hf_m
 
     write_msgpack(scenic_tree(tiny("st")), tmp_path / "checkpoint")
     (tmp_path / "names.txt").write_text("\n".join(f"action {i}" for i in range(6)) + "\n")
-    main(["scenic", str(tmp_path / "checkpoint"), str(tmp_path / "scenic.pt"), "--model", "vivit_s_st",
-          "--classes", str(tmp_path / "names.txt"), *overrides("st")])
+    main(
+        [
+            "scenic",
+            str(tmp_path / "checkpoint"),
+            str(tmp_path / "scenic.pt"),
+            "--model",
+            "vivit_s_st",
+            "--classes",
+            str(tmp_path / "names.txt"),
+            *overrides("st"),
+        ]
+    )
     saved = torch.load(tmp_path / "scenic.pt", weights_only=True)["vivit_config"]
     assert saved["classes"] == [f"action {i}" for i in range(6)]
     (tmp_path / "five.txt").write_text("a\nb\nc\nd\ne\n")
     with pytest.raises(SystemExit, match="5 class names for a classifier of 6 classes"):
-        main(["scenic", str(tmp_path / "checkpoint"), str(tmp_path / "bad.pt"), "--model", "vivit_s_st",
-              "--classes", str(tmp_path / "five.txt"), *overrides("st")])
+        main(
+            [
+                "scenic",
+                str(tmp_path / "checkpoint"),
+                str(tmp_path / "bad.pt"),
+                "--model",
+                "vivit_s_st",
+                "--classes",
+                str(tmp_path / "five.txt"),
+                *overrides("st"),
+            ]
+        )
 
 
 def test_hf_conversion_reads_the_legacy_names(hf_model, tmp_path):
@@ -175,9 +203,13 @@ def scenic_tree(model: nn.Module) -> dict:
 
     def attention(p):
         w, b = sd[f"{p}.qkv.weight"], sd[f"{p}.qkv.bias"]
-        tree = {name: {"kernel": w[i * dim:(i + 1) * dim].T.reshape(dim, heads, hd).copy(),
-                       "bias": b[i * dim:(i + 1) * dim].reshape(heads, hd)}
-                for i, name in enumerate(("query", "key", "value"))}
+        tree = {
+            name: {
+                "kernel": w[i * dim : (i + 1) * dim].T.reshape(dim, heads, hd).copy(),
+                "bias": b[i * dim : (i + 1) * dim].reshape(heads, hd),
+            }
+            for i, name in enumerate(("query", "key", "value"))
+        }
         tree["out"] = {"kernel": sd[f"{p}.proj.weight"].T.reshape(heads, hd, dim).copy(), "bias": sd[f"{p}.proj.bias"]}
         return tree
 
@@ -187,7 +219,8 @@ def scenic_tree(model: nn.Module) -> dict:
             b = f"{prefix}blocks.{i}"
             if isinstance(model, FactorisedSelfAttentionViViT):
                 tree[f"encoderblock_{i}"] = {
-                    "LayerNorm_space": ln(f"{b}.norm1"), "MultiHeadDotProductAttention_space": attention(f"{b}.attn"),
+                    "LayerNorm_space": ln(f"{b}.norm1"),
+                    "MultiHeadDotProductAttention_space": attention(f"{b}.attn"),
                     "LayerNorm_time": ln(f"{b}.temporal_norm1"),
                     "MultiHeadDotProductAttention_time": attention(f"{b}.temporal_attn"),
                     "LayerNorm_mlp": ln(f"{b}.norm2"),
@@ -195,15 +228,18 @@ def scenic_tree(model: nn.Module) -> dict:
                 }
             else:
                 tree[f"encoderblock_{i}"] = {
-                    "LayerNorm_0": ln(f"{b}.norm1"), "MultiHeadDotProductAttention_0": attention(f"{b}.attn"),
+                    "LayerNorm_0": ln(f"{b}.norm1"),
+                    "MultiHeadDotProductAttention_0": attention(f"{b}.attn"),
                     "LayerNorm_1": ln(f"{b}.norm2"),
                     "MlpBlock_0": {"Dense_0": dense(f"{b}.mlp.fc1"), "Dense_1": dense(f"{b}.mlp.fc2")},
                 }
         return tree
 
     tree = {
-        "embedding": {"kernel": sd["patch_embed.proj.weight"].transpose(2, 3, 4, 1, 0).copy(),
-                      "bias": sd["patch_embed.proj.bias"]},
+        "embedding": {
+            "kernel": sd["patch_embed.proj.weight"].transpose(2, 3, 4, 1, 0).copy(),
+            "bias": sd["patch_embed.proj.bias"],
+        },
         "output_projection": dense("head"),
     }
     if isinstance(model, FactorisedEncoderViViT):
@@ -221,10 +257,17 @@ def scenic_tree(model: nn.Module) -> dict:
 def train_state(params: dict) -> dict:
     """A flax.optim train state as Scenic saves it, with a scalar and a chunked array among the extras."""
     momentum = {"embedding": {"kernel": np.zeros((1, 2), np.float32)}}
-    chunked = {"__msgpack_chunked_array__": True, "shape": {"0": 2, "1": 3},
-               "chunks": {"0": np.arange(4, dtype=np.float32), "1": np.arange(4, 6, dtype=np.float32)}}
-    return {"optimizer": {"target": params, "state": {"step": np.int64(7), "param_states": momentum}},
-            "global_step": np.int64(7), "accum_train_time": 12.5, "rng": chunked}
+    chunked = {
+        "__msgpack_chunked_array__": True,
+        "shape": {"0": 2, "1": 3},
+        "chunks": {"0": np.arange(4, dtype=np.float32), "1": np.arange(4, 6, dtype=np.float32)},
+    }
+    return {
+        "optimizer": {"target": params, "state": {"step": np.int64(7), "param_states": momentum}},
+        "global_step": np.int64(7),
+        "accum_train_time": 12.5,
+        "rng": chunked,
+    }
 
 
 def test_scenic_layouts_follow_flax_arithmetic():
@@ -288,12 +331,20 @@ def test_scenic_reads_bfloat16_and_params_without_a_train_state(tmp_path):
     model = tiny("st")
     tree = scenic_tree(model)
     kernel = torch.from_numpy(tree["output_projection"]["kernel"]).to(torch.bfloat16)
-    payload = msgpack.packb((list(kernel.shape), "bfloat16", kernel.view(torch.int16).numpy().tobytes()),
-                            use_bin_type=True)
+    payload = msgpack.packb(
+        (list(kernel.shape), "bfloat16", kernel.view(torch.int16).numpy().tobytes()), use_bin_type=True
+    )
     tree["output_projection"]["kernel"] = msgpack.ExtType(1, payload)  # as flax writes a bfloat16 array
     path = tmp_path / "checkpoint"
-    path.write_bytes(msgpack.packb({"params": tree}, default=lambda a: msgpack.ExtType(
-        1, msgpack.packb((a.shape, a.dtype.name, a.tobytes()), use_bin_type=True)), strict_types=True))
+    path.write_bytes(
+        msgpack.packb(
+            {"params": tree},
+            default=lambda a: msgpack.ExtType(
+                1, msgpack.packb((a.shape, a.dtype.name, a.tobytes()), use_bin_type=True)
+            ),
+            strict_types=True,
+        )
+    )
     converted = convert_scenic(path, tmp_path / "vivit.pt", "vivit_s_st", overrides("st"))
     assert torch.equal(converted.head.weight, kernel.float().T)
 
@@ -305,12 +356,17 @@ def test_scenic_mismatch_names_both_parameters(tmp_path):
         convert_scenic(path, tmp_path / "out.pt", "vivit_s_fe", overrides("fe", temporal_depth=3, mlp_ratio=2.0))
     message = str(error.value)
     assert "missing from the checkpoint: " in message and "temporal_blocks.2.norm1.weight" in message
-    assert ("blocks.0.mlp.fc1.weight: model (64, 32), converted (128, 32) from "
-            "SpatialTransformer/encoderblock_0/MlpBlock_0/Dense_0/kernel (32, 128)") in message
+    assert (
+        "blocks.0.mlp.fc1.weight: model (64, 32), converted (128, 32) from "
+        "SpatialTransformer/encoderblock_0/MlpBlock_0/Dense_0/kernel (32, 128)"
+    ) in message
     with pytest.raises(ValueError, match=r"attention has \[4\] heads.*num_heads=8"):
         convert_scenic(path, tmp_path / "out.pt", "vivit_s_fe", overrides("fe", num_heads=8))
-    with pytest.raises(ValueError, match=r"unknown model 'vivit_q_st': the zoo has vivit_<size>_<variant> with sizes "
-                                         r"ti, s, b, l, h and variants st, fe, fsa, fdp"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown model 'vivit_q_st': the zoo has vivit_<size>_<variant> with sizes "
+        r"ti, s, b, l, h and variants st, fe, fsa, fdp",
+    ):
         convert_scenic(path, tmp_path / "out.pt", "vivit_q_st")
 
 
@@ -318,14 +374,24 @@ def test_scenic_mismatch_names_both_parameters(tmp_path):
 def test_load_checkpoint_of_a_train_py_checkpoint(tmp_path):
     """A Lightning checkpoint: `net.*` weights among the module's, the run config, and training state."""
     model = tiny("fe", num_classes=4)
-    model_cfg = {"_target_": "vivit.models.FactorisedEncoderViViT", "num_classes": 4, "temporal_depth": 2,
-                 **GEOMETRY, "init": None}  # `init` tells how to initialise, not what to build
+    model_cfg = {
+        "_target_": "vivit.models.FactorisedEncoderViViT",
+        "num_classes": 4,
+        "temporal_depth": 2,
+        **GEOMETRY,
+        "init": None,
+    }  # `init` tells how to initialise, not what to build
     checkpoint = {
-        "epoch": 3, "global_step": 120, "pytorch-lightning_version": "2.6.0",
+        "epoch": 3,
+        "global_step": 120,
+        "pytorch-lightning_version": "2.6.0",
         "state_dict": {f"net.{k}": v for k, v in model.state_dict().items()},
-        "optimizer_states": [{}], "hyper_parameters": {"label_smoothing": 0.1},
-        "vivit_config": {"source": {"model": {**model_cfg, "num_classes": "${data.num_classes}"}, "data": {}},
-                         "resolved": {"model": model_cfg, "data": {"num_classes": 4}}},
+        "optimizer_states": [{}],
+        "hyper_parameters": {"label_smoothing": 0.1},
+        "vivit_config": {
+            "source": {"model": {**model_cfg, "num_classes": "${data.num_classes}"}, "data": {}},
+            "resolved": {"model": model_cfg, "data": {"num_classes": 4}},
+        },
     }
     torch.save(checkpoint, tmp_path / "best.ckpt")
     loaded = load_checkpoint(tmp_path / "best.ckpt")
@@ -378,8 +444,14 @@ def test_hf_hub_name_converts_from_the_cache_offline(hf_model, tmp_path):
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
 
     def convert(name: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "vivit.convert", "hf", name, str(tmp_path / "out.pt")],
-                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "vivit.convert", "hf", name, str(tmp_path / "out.pt")],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
+        )
 
     result = convert("google/vivit-tiny-test")
     assert result.returncode == 0, result.stderr[-2000:]

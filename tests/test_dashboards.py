@@ -11,8 +11,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from vivit.datamodules.synthetic import CLASSES
 from tests.fixtures.wandb_records import history_items, read_records, run_config
+from vivit.datamodules.synthetic import CLASSES
 from vivit.flops import build_meta_model, model_stats
 
 
@@ -35,7 +35,9 @@ def test_offline_wandb_run_holds_the_config_the_model_cost_and_the_test_outputs(
     files = log.parent / "files"
     assert logged["test/confusion"]["_type"] == "image-file"
     assert (files / logged["test/confusion"]["path"]).stat().st_size > 1000
-    tables = {key: json.loads((files / logged[key]["path"]).read_text()) for key in ("test/per_class", "test/worst_classes")}
+    tables = {
+        key: json.loads((files / logged[key]["path"]).read_text()) for key in ("test/per_class", "test/worst_classes")
+    }
     assert all(logged[key]["_type"] == "table-file" for key in tables)
     assert tables["test/per_class"]["columns"] == ["class", "name", "count", "top1", "top5"]
     assert [row[1] for row in tables["test/per_class"]["data"]] == CLASSES  # one row per class, by name
@@ -46,11 +48,19 @@ def test_offline_wandb_run_holds_the_config_the_model_cost_and_the_test_outputs(
     assert samples["_type"] == "images/separated" and samples["count"] == len(samples["captions"]) == 8
     for caption in samples["captions"]:  # "<video> | true: X | predicted: Y (p%)"
         video, true, predicted = caption.split(" | ")
-        assert true.removeprefix("true: ") in CLASSES and predicted.removeprefix("predicted: ").split(" (")[0] in CLASSES
+        assert (
+            true.removeprefix("true: ") in CLASSES and predicted.removeprefix("predicted: ").split(" (")[0] in CLASSES
+        )
     # the confusion matrix and the strips of the final validation and of the test
     assert len(list((files / "media" / "images").rglob("*.png"))) == 2 * (1 + 8)
-    for name in ("confusion_test.png", "per_class_test.csv", "worst_classes_test.csv", "samples_test.png",
-                 "confusion_val.png", "samples_val.png"):
+    for name in (
+        "confusion_test.png",
+        "per_class_test.csv",
+        "worst_classes_test.csv",
+        "samples_test.png",
+        "confusion_val.png",
+        "samples_val.png",
+    ):
         assert (out / name).stat().st_size > 100, name
     # the whole-split metrics reach W&B from where metrics.json gets them
     summary = json.loads((out / "metrics.json").read_text())

@@ -70,9 +70,9 @@ from types import SimpleNamespace  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from tests.fixtures.videos import read_code, write_video  # noqa: E402
 from vivit.datamodules import FolderVideos, VideoReadError  # noqa: E402
 from vivit.datamodules.sampling import centre_indices, linspaced_indices  # noqa: E402
-from tests.fixtures.videos import read_code, write_video  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +97,18 @@ def codes(clip: torch.Tensor, band=(0, 64)) -> list[int]:
 
 
 def coded_module(root, **kwargs):
-    args = dict(num_classes=2, num_frames=4, stride=3, crop_size=64, batch_size=2, test_views="3x3",
-                scale_jitter=None, hflip=False, mean=(0, 0, 0), std=(1, 1, 1))
+    args = dict(
+        num_classes=2,
+        num_frames=4,
+        stride=3,
+        crop_size=64,
+        batch_size=2,
+        test_views="3x3",
+        scale_jitter=None,
+        hflip=False,
+        mean=(0, 0, 0),
+        std=(1, 1, 1),
+    )
     return VideoDataModule(FolderVideos(root), **{**args, **kwargs})
 
 
@@ -152,7 +162,14 @@ def broken(coded, tmp_path):
     (tmp_path / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(3000))
     data = (root / "train0.mp4").read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
-    rows = ["path,label", f"{root}/train0.mp4,c0", "missing.mp4,c1", "noise.mp4,c0", "cut.mp4,c1", f"{root}/train1.mp4,c1"]
+    rows = [
+        "path,label",
+        f"{root}/train0.mp4,c0",
+        "missing.mp4,c1",
+        "noise.mp4,c0",
+        "cut.mp4,c1",
+        f"{root}/train1.mp4,c1",
+    ]
     for split in ("train", "val", "test"):
         (tmp_path / f"{split}.csv").write_text("\n".join(rows) + "\n")
     return tmp_path
@@ -226,8 +243,10 @@ def test_multi_head_labels(coded):
         classes = {"verb": ["v0", "v1", "v2"], "noun": ["n0", "n1"]}
 
         def records(self, split):
-            return [VideoRecord(root / "val0.mp4", {"verb": 2, "noun": 1}, "a"),
-                    VideoRecord(root / "val1.mp4", None, "b")]
+            return [
+                VideoRecord(root / "val0.mp4", {"verb": 2, "noun": 1}, "a"),
+                VideoRecord(root / "val1.mp4", None, "b"),
+            ]
 
     dm = VideoDataModule(TwoHeads(), num_classes={"verb": 3, "noun": 2}, num_frames=4, crop_size=64, batch_size=2)
     dm.setup("validate")

@@ -5,9 +5,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from tests.fixtures.videos import keyframe_count, read_codes, write_frame_folder, write_video
 from vivit.datamodules import VideoReadError, VideoRecord, probe, read_frames
 from vivit.datamodules.reader import short_side_size
-from tests.fixtures.videos import keyframe_count, read_codes, write_frame_folder, write_video
 
 
 def record(path, **kwargs):
@@ -151,7 +151,9 @@ def test_decodes_from_the_keyframe_before_the_first_wanted_frame_to_the_last(lon
 
     opened = []
     original = reader_module._open
-    monkeypatch.setattr(reader_module, "_open", lambda path: opened.append(CountingContainer(original(path))) or opened[-1])
+    monkeypatch.setattr(
+        reader_module, "_open", lambda path: opened.append(CountingContainer(original(path))) or opened[-1]
+    )
     assert read_codes(read_frames(record(long_video), [213, 210])) == [213, 210]
     counter = opened[-1]
     assert len(counter.seeks) == 1

@@ -8,8 +8,8 @@ import av
 import numpy as np
 import pytest
 
-from vivit.datamodules.synthetic import CLASSES, COLOURS, SyntheticVideos, colour_order, render_clip
 from vivit.datamodules.reader import read_frames
+from vivit.datamodules.synthetic import CLASSES, COLOURS, SyntheticVideos, colour_order, render_clip
 
 SMALL = dict(num_train=32, num_val=16, num_test=16, workers=2)
 

@@ -5,8 +5,15 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from vivit.datamodules.transforms import (ColourAugment, EvalTransform, ScaleJitter, VideoRandAugment, crop_offsets,
-                                    to_video, train_transform)
+from vivit.datamodules.transforms import (
+    ColourAugment,
+    EvalTransform,
+    ScaleJitter,
+    VideoRandAugment,
+    crop_offsets,
+    to_video,
+    train_transform,
+)
 
 
 def ramp_clip(t=4, h=40, w=56):
@@ -30,7 +37,9 @@ def test_train_transform_same_crop_and_flip_for_every_frame():
         flipped = first[0, 1, 1] < first[0, 0, 1]
         flips.add(bool(flipped))
         col0 = left if not flipped else first[0, -1, 1] // 4
-        np.testing.assert_array_equal(first[..., 0], clip[0, top:top + 32, col0:col0 + 32, 0][:, ::-1 if flipped else 1])
+        np.testing.assert_array_equal(
+            first[..., 0], clip[0, top : top + 32, col0 : col0 + 32, 0][:, :: -1 if flipped else 1]
+        )
     assert flips == {True, False}
 
 
@@ -45,7 +54,7 @@ def test_frames_differ_but_get_the_same_parameters():
         assert out.shape == (3, 4, 32, 32)
         for k in range(4):
             torch.manual_seed(seed)
-            alone = transform(to_video(clip[k:k + 1]))
+            alone = transform(to_video(clip[k : k + 1]))
             torch.testing.assert_close(out[:, k], alone[:, 0], atol=1e-5, rtol=0)
 
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from tests.fixtures import releases
+from tests.fixtures.videos import read_code, read_codes
 from vivit.datamodules import VideoDataModule, VideoDataset
 from vivit.datamodules.index import EpicKitchens100, Kinetics, MomentsInTime, SomethingSomethingV2
 from vivit.datamodules.sampling import centre_indices, linspaced_indices
-from tests.fixtures import releases
-from tests.fixtures.videos import read_code, read_codes
 
 NUM_FRAMES = 8
 
@@ -38,8 +38,17 @@ def built(tmp_path_factory):
 
 def dataset(index, split, stride, mode=None, views=(1, 1)):
     heads = list(index.classes) if isinstance(index.classes, dict) else None
-    return VideoDataset(index.records(split), mode or split, NUM_FRAMES, stride, short_side=48, transform=Codes(),
-                        views=views, heads=heads, on_error="raise")
+    return VideoDataset(
+        index.records(split),
+        mode or split,
+        NUM_FRAMES,
+        stride,
+        short_side=48,
+        transform=Codes(),
+        views=views,
+        heads=heads,
+        on_error="raise",
+    )
 
 
 @pytest.mark.parametrize("name", ["k400", "ssv2", "epic", "mit"])
@@ -79,9 +88,19 @@ def test_training_clips_are_strided_runs_from_a_random_offset_in_scenics_range(b
 def test_epic_three_spatial_crops_through_the_real_transforms(built):
     """The config's alternative 4x3 protocol on EPIC's wide frames: left/centre/right crops, clip-major."""
     release, index, _ = built["epic"]
-    dm = VideoDataModule(index, num_classes={"noun": 300, "verb": 97}, num_frames=NUM_FRAMES, stride=1, crop_size=48,
-                         test_views="4x3", scale_jitter=None, hflip=False, mean=(0, 0, 0), std=(1, 1, 1),
-                         on_error="raise")
+    dm = VideoDataModule(
+        index,
+        num_classes={"noun": 300, "verb": 97},
+        num_frames=NUM_FRAMES,
+        stride=1,
+        crop_size=48,
+        test_views="4x3",
+        scale_jitter=None,
+        hflip=False,
+        mean=(0, 0, 0),
+        std=(1, 1, 1),
+        on_error="raise",
+    )
     dm.setup("test")
     item, record = dm.datasets["test"][0], index.records("test")[0]
     assert item["label"] == record.label and item["video"].shape == (12, 3, NUM_FRAMES, 48, 48)
@@ -120,8 +139,9 @@ def test_unreadable_videos_of_a_release_are_counted_not_fatal(tmp_path):
     second.write_bytes(data[: len(data) // 2])  # truncated (the mp4 index is lost)
     index = Kinetics(release.root, cache_dir=tmp_path / "cache")
     assert len(index.records("val")) == 2  # still on disk: indexed; reading it fails
-    dm = VideoDataModule(index, num_classes=3, num_frames=NUM_FRAMES, stride=2, crop_size=32, test_views="2x3",
-                         batch_size=2)
+    dm = VideoDataModule(
+        index, num_classes=3, num_frames=NUM_FRAMES, stride=2, crop_size=32, test_views="2x3", batch_size=2
+    )
     dm.setup("validate")
     first.unlink()  # vanished after indexing
     batch = next(iter(dm.val_dataloader()))

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
+from tests.fixtures import releases
 from vivit.datamodules.index import EpicKitchens100, Kinetics, MomentsInTime, SomethingSomethingV2
 from vivit.datamodules.index.epic100 import annotation_fps
 from vivit.datamodules.index.kinetics import file_key
 from vivit.datamodules.index.ssv2 import template_class
-from tests.fixtures import releases
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +112,9 @@ def test_epic_heads_fps_rule_and_spans(built):
     tests = submission.records("test")
     assert [r.id for r in tests] == ["P01_101_10", "P01_101_100", "P01_101_101"]
     assert all(r.label is None and r.fps == 50 for r in tests)
-    videos = EpicKitchens100(built["epic_videos"].root, source="videos", test="EPIC_100_test_timestamps.csv",
-                             cache_dir=False).records("test")
+    videos = EpicKitchens100(
+        built["epic_videos"].root, source="videos", test="EPIC_100_test_timestamps.csv", cache_dir=False
+    ).records("test")
     first = videos[0]  # P01_101_0: frames 143..193 at 50 fps -> seconds [142/50, 193/50)
     assert first.path.name == "P01_101.MP4" and first.fps == 50
     assert first.start == pytest.approx(142 / 50) and first.end == pytest.approx(193 / 50)
@@ -146,11 +147,17 @@ def test_missing_root_is_a_one_line_error_naming_path_and_layout(name, tmp_path)
     assert str(tmp_path / "nowhere") in message and "\n" not in message and "<root>" in message
 
 
-@pytest.mark.parametrize("name,annotation", [
-    ("k400", "annotations/train.csv"), ("k600", "annotations/val.txt"),
-    ("ssv2", "labels/something-something-v2-labels.json"),
-    ("epic", "epic-kitchens-100-annotations/EPIC_100_noun_classes.csv"), ("mit", "moments_categories.txt"),
-    ("mit", "validationSet.csv")])
+@pytest.mark.parametrize(
+    "name,annotation",
+    [
+        ("k400", "annotations/train.csv"),
+        ("k600", "annotations/val.txt"),
+        ("ssv2", "labels/something-something-v2-labels.json"),
+        ("epic", "epic-kitchens-100-annotations/EPIC_100_noun_classes.csv"),
+        ("mit", "moments_categories.txt"),
+        ("mit", "validationSet.csv"),
+    ],
+)
 def test_missing_annotation_file_names_the_expected_path(built, name, annotation, tmp_path):
     import shutil
 
@@ -186,6 +193,7 @@ def test_no_root_given_names_the_config_key():
 
 
 # ---------------------------------------------------------------------------------------------------- cache
+
 
 def test_cache_second_load_is_equal_and_a_changed_annotation_invalidates_it(built, tmp_path):
     import shutil

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import releases
+from tests.fixtures.videos import keyframe_count, read_codes, write_video
 from vivit.datamodules import VideoRecord, probe, read_frames
 from vivit.datamodules.index import Kinetics, SomethingSomethingV2
 from vivit.datamodules.prepare import main, prepare
-from tests.fixtures import releases
-from tests.fixtures.videos import keyframe_count, read_codes, write_video
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,18 @@ BUILDERS = {
 
 def overrides(name, release, tmp_path):
     extra = [] if name == "epic100" else [f"data.num_classes={release.num_classes}"]  # EPIC: the real 300/97
-    return ["debug=fdr", f"data={name}", f"data.root={release.root}", "model=vivit_tiny", "data.batch_size=2",
-            "data.num_workers=0", f"data.index.cache_dir={tmp_path / 'cache'}", "logger=none",
-            "trainer.accelerator=cpu", *extra]
+    return [
+        "debug=fdr",
+        f"data={name}",
+        f"data.root={release.root}",
+        "model=vivit_tiny",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        f"data.index.cache_dir={tmp_path / 'cache'}",
+        "logger=none",
+        "trainer.accelerator=cpu",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
@@ -41,8 +50,11 @@ def test_fast_dev_run_on_each_release(name, tmp_path):
 
 def test_missing_root_is_a_one_line_data_error(tmp_path):
     missing = tmp_path / "no_such_release"
-    cfg = compose_config("train", ["debug=fdr", "data=k400", f"data.root={missing}", "model=vivit_tiny",
-                                   "logger=none"], output_dir=tmp_path / "out")
+    cfg = compose_config(
+        "train",
+        ["debug=fdr", "data=k400", f"data.root={missing}", "model=vivit_tiny", "logger=none"],
+        output_dir=tmp_path / "out",
+    )
     with pytest.raises(ConfigError) as error:
         train(cfg)
     message = str(error.value)
@@ -52,17 +64,34 @@ def test_missing_root_is_a_one_line_data_error(tmp_path):
 
 def test_class_count_mismatch_names_the_key(tmp_path):
     release = releases.make_mit(tmp_path / "mit")
-    cfg = compose_config("train", ["debug=fdr", "data=mit", f"data.root={release.root}", "model=vivit_tiny",
-                                   f"data.index.cache_dir={tmp_path / 'cache'}", "logger=none", "data.num_classes=305"],
-                         output_dir=tmp_path / "out")
+    cfg = compose_config(
+        "train",
+        [
+            "debug=fdr",
+            "data=mit",
+            f"data.root={release.root}",
+            "model=vivit_tiny",
+            f"data.index.cache_dir={tmp_path / 'cache'}",
+            "logger=none",
+            "data.num_classes=305",
+        ],
+        output_dir=tmp_path / "out",
+    )
     with pytest.raises(ConfigError, match=r"data\.num_classes is 305 .* has 3 classes; set data\.num_classes=3"):
         train(cfg)
 
 
-@pytest.mark.parametrize("name,stride,resize,views,hflip,colour", [
-    ("k400", 2, 256, (4, 3), True, True), ("k600", 2, 256, (4, 3), True, True), ("k700", 2, 256, (4, 3), True, True),
-    ("ssv2", 1, 252, (4, 3), False, False), ("epic100", 1, 256, (4, 1), True, False),
-    ("mit", 2, 256, (4, 3), True, True)])
+@pytest.mark.parametrize(
+    "name,stride,resize,views,hflip,colour",
+    [
+        ("k400", 2, 256, (4, 3), True, True),
+        ("k600", 2, 256, (4, 3), True, True),
+        ("k700", 2, 256, (4, 3), True, True),
+        ("ssv2", 1, 252, (4, 3), False, False),
+        ("epic100", 1, 256, (4, 1), True, False),
+        ("mit", 2, 256, (4, 3), True, True),
+    ],
+)
 def test_release_configs_carry_the_paper_recipe(name, stride, resize, views, hflip, colour):
     """ViViT-B (32 frames, 224 px): scenic's frames/stride, short side (256 for 224 crops; SSv2 keeps 288/256),
     test views, flip (none for SSv2) and colour augmentation."""

@@ -14,21 +14,28 @@ import pytest
 
 from tests.conftest import ROOT, compose_config
 from tests.test_train import SMALL_DATA
-from vivit.runtime.ranks import accumulation_for, apply_global_batch
 from vivit.runtime.errors import ConfigError
+from vivit.runtime.ranks import accumulation_for, apply_global_batch
 from vivit.tasks.build import build
 
 DDP = ["trainer.accelerator=cpu", "trainer.strategy=ddp", "trainer.max_epochs=1", "threads=1"]
 PROBE = ["+callbacks.probe._target_=tests.ddp_probe.Probe", "+callbacks.probe.output_dir=${paths.output_dir}"]
 
 
-def run_train(*args: str, cwd: Path, wandb: str = "disabled", entry: Path = ROOT / "train.py"
-              ) -> tuple[subprocess.CompletedProcess, float]:
-    env = {**os.environ, "WANDB_MODE": wandb, "WANDB_DIR": str(cwd / "wandb"), "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(ROOT)}
+def run_train(
+    *args: str, cwd: Path, wandb: str = "disabled", entry: Path = ROOT / "train.py"
+) -> tuple[subprocess.CompletedProcess, float]:
+    env = {
+        **os.environ,
+        "WANDB_MODE": wandb,
+        "WANDB_DIR": str(cwd / "wandb"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(ROOT),
+    }
     start = time.monotonic()
-    result = subprocess.run([sys.executable, str(entry), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=400)
+    result = subprocess.run(
+        [sys.executable, str(entry), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=400
+    )
     return result, time.monotonic() - start
 
 
@@ -37,9 +44,11 @@ def console_script(folder: Path, name: str, target: str) -> Path:
     module, function = target.split(":")
     path = folder / name
     folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"import re\nimport sys\nfrom {module} import {function}\nif __name__ == '__main__':\n"
-                    f"    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
-                    f"    sys.exit({function}())\n")
+    path.write_text(
+        f"import re\nimport sys\nfrom {module} import {function}\nif __name__ == '__main__':\n"
+        f"    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+        f"    sys.exit({function}())\n"
+    )
     return path
 
 
@@ -56,10 +65,21 @@ def test_multirun_of_ddp_jobs_one_folder_and_one_wandb_run_per_job(synthetic_roo
     clone; train.py is the same `main`): each job's extra rank re-creates that job, not the sweep."""
     out = tmp_path / "outputs"
     command = console_script(tmp_path / "bin", "vivit-train", "vivit.tasks.train:main")
-    result, seconds = run_train("-m", "trainer.log_every_n_steps=5,10", "trainer.devices=2", *DDP, *SMALL_DATA,
-                                f"data.root={synthetic_root}", "regularisation.mixup_alpha=0.5", *PROBE,
-                                f"paths.log_dir={out}", f"hydra.sweep.dir={out}/sweep", cwd=tmp_path, wandb="offline",
-                                entry=command)
+    result, seconds = run_train(
+        "-m",
+        "trainer.log_every_n_steps=5,10",
+        "trainer.devices=2",
+        *DDP,
+        *SMALL_DATA,
+        f"data.root={synthetic_root}",
+        "regularisation.mixup_alpha=0.5",
+        *PROBE,
+        f"paths.log_dir={out}",
+        f"hydra.sweep.dir={out}/sweep",
+        cwd=tmp_path,
+        wandb="offline",
+        entry=command,
+    )
     print(f"multirun x DDP: rc {result.returncode}, {seconds:.1f} s")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Launching 2 jobs") + result.stderr.count("Launching 2 jobs") == 1
@@ -96,9 +116,18 @@ def test_multirun_of_ddp_jobs_one_folder_and_one_wandb_run_per_job(synthetic_roo
 def test_sweep_declared_in_a_preset_changes_process_count_and_survives_a_dead_rank(synthetic_root, tmp_path):
     """experiment=demo_ddp sweeps trainer.devices=2,1 (hydra.mode: MULTIRUN); rank 1 of the first job dies."""
     out = tmp_path / "outputs"
-    result, seconds = run_train("experiment=demo_ddp", *DDP, *SMALL_DATA, f"data.root={synthetic_root}", "logger=none",
-                                *PROBE, "+callbacks.probe.crash_rank=1", f"paths.log_dir={out}",
-                                f"hydra.sweep.dir={out}/sweep", cwd=tmp_path)
+    result, seconds = run_train(
+        "experiment=demo_ddp",
+        *DDP,
+        *SMALL_DATA,
+        f"data.root={synthetic_root}",
+        "logger=none",
+        *PROBE,
+        "+callbacks.probe.crash_rank=1",
+        f"paths.log_dir={out}",
+        f"hydra.sweep.dir={out}/sweep",
+        cwd=tmp_path,
+    )
     print(f"preset sweep trainer.devices=2,1 with a dead rank: rc {result.returncode}, {seconds:.1f} s")
     assert result.returncode == 1  # Hydra reports the failed job at the end of the sweep
     assert "rank 1 crashes on purpose" in result.stderr
@@ -119,8 +148,10 @@ def test_eval_on_one_and_two_processes_gives_the_same_numbers(synthetic_root, tm
     from vivit.weights.checkpoint import save_checkpoint
 
     cfg = compose_config("train", [f"data.root={synthetic_root}", *SMALL_DATA], output_dir=tmp_path)
-    model = {k: {**OmegaConf.to_container(cfg.model, resolve=r), "num_classes": 8}
-             for k, r in (("source", False), ("resolved", True))}
+    model = {
+        k: {**OmegaConf.to_container(cfg.model, resolve=r), "num_classes": 8}
+        for k, r in (("source", False), ("resolved", True))
+    }
     net = build_model(model["resolved"])
     torch.manual_seed(0)
     for p in net.parameters():
@@ -129,12 +160,28 @@ def test_eval_on_one_and_two_processes_gives_the_same_numbers(synthetic_root, tm
     metrics = {}
     for devices in (1, 2):
         env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-        args = [f"ckpt_path={tmp_path / 'model.pt'}", "split=val", "data=synthetic", f"data.root={synthetic_root}",
-                *SMALL_DATA, "data.batch_size=12", "trainer.accelerator=cpu", f"trainer.devices={devices}",
-                "trainer.strategy=ddp" if devices > 1 else "trainer.strategy=auto", "logger=none", "threads=1",
-                f"hydra.run.dir={tmp_path / str(devices)}"]
-        result = subprocess.run([sys.executable, str(ROOT / "eval.py"), *args], cwd=tmp_path, env=env,
-                                capture_output=True, text=True, timeout=300)
+        args = [
+            f"ckpt_path={tmp_path / 'model.pt'}",
+            "split=val",
+            "data=synthetic",
+            f"data.root={synthetic_root}",
+            *SMALL_DATA,
+            "data.batch_size=12",
+            "trainer.accelerator=cpu",
+            f"trainer.devices={devices}",
+            "trainer.strategy=ddp" if devices > 1 else "trainer.strategy=auto",
+            "logger=none",
+            "threads=1",
+            f"hydra.run.dir={tmp_path / str(devices)}",
+        ]
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "eval.py"), *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         metrics[devices] = json.loads((tmp_path / str(devices) / "metrics.json").read_text())["val"]
     for key in ("val/top1", "val/top5", "val/loss"):
@@ -142,8 +189,9 @@ def test_eval_on_one_and_two_processes_gives_the_same_numbers(synthetic_root, tm
     assert 0 < metrics[1]["val/top1"] < 1  # a model that is neither always right nor always wrong
 
 
-@pytest.mark.parametrize("devices,nodes,per_device,accumulation", [(1, 1, 8, 8), (8, 1, 8, 1), (16, 1, 4, 1),
-                                                                   (8, 2, 4, 1), (2, 1, 8, 4)])
+@pytest.mark.parametrize(
+    "devices,nodes,per_device,accumulation", [(1, 1, 8, 8), (8, 1, 8, 1), (16, 1, 4, 1), (8, 2, 4, 1), (2, 1, 8, 4)]
+)
 def test_global_batch_sets_the_accumulation(devices, nodes, per_device, accumulation):
     assert accumulation_for(64, per_device, devices, nodes) == accumulation
 

@@ -20,13 +20,13 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationToMissingValueError
 
-from vivit.experiments import collect as collector
-from vivit.experiments.paper import TABLES, variant
-from vivit.runtime.ranks import apply_global_batch
-from vivit.runtime.config import model_choices
 from tests.conftest import CONF, ROOT, compose_config
 from tests.test_train import SMALL_DATA, run_cli, small_overrides
+from vivit.experiments import collect as collector
+from vivit.experiments.paper import TABLES, variant
 from vivit.models import build_model
+from vivit.runtime.config import model_choices
+from vivit.runtime.ranks import apply_global_batch
 
 PAPER = CONF / "experiment" / "paper"
 # preset -> (paper table matched by its jobs, number of jobs)
@@ -102,16 +102,22 @@ def test_paper_preset_expands_into_jobs_that_compose(preset, tmp_path):
         assert keys == {(v, t) for v in ("st", "fe", "fsa", "fdp") for t in (8, 4, 2)}
 
 
-@pytest.mark.parametrize("recipe,data,lr,epochs,views,monitor", [
-    ("k400", "k400", 0.1, 30, "4x3", "val/top1"),
-    ("epic100", "epic100", 0.5, 50, "4x1", "val/action_top1"),
-    ("ssv2", "ssv2", 0.5, 35, "4x3", "val/top1"),
-    ("mit", "mit", 0.25, 10, "4x3", "val/top1"),
-    ("k600", "k600", 0.1, 30, "4x3", "val/top1"),
-])
+@pytest.mark.parametrize(
+    "recipe,data,lr,epochs,views,monitor",
+    [
+        ("k400", "k400", 0.1, 30, "4x3", "val/top1"),
+        ("epic100", "epic100", 0.5, 50, "4x1", "val/action_top1"),
+        ("ssv2", "ssv2", 0.5, 35, "4x3", "val/top1"),
+        ("mit", "mit", 0.25, 10, "4x3", "val/top1"),
+        ("k600", "k600", 0.1, 30, "4x3", "val/top1"),
+    ],
+)
 def test_recipe_switches_data_optimiser_and_protocol_together(recipe, data, lr, epochs, views, monitor, tmp_path):
-    cfg = compose_config("train", ["experiment=paper/table2_variants", f"experiment/paper/recipe={recipe}", DATA_ROOT],
-                         output_dir=tmp_path)
+    cfg = compose_config(
+        "train",
+        ["experiment=paper/table2_variants", f"experiment/paper/recipe={recipe}", DATA_ROOT],
+        output_dir=tmp_path,
+    )
     assert cfg.hydra.runtime.choices.data == data
     assert cfg.optim.optimizer.lr == lr and cfg.trainer.max_epochs == epochs
     assert cfg.data.test_views == cfg.eval.views == views
@@ -127,12 +133,14 @@ def test_table4_rows_are_cumulative_and_need_the_k400_checkpoint(tmp_path):
     assert first.model.init == "vit_base_patch16_224.orig_in21k"  # row 1 needs no Kinetics checkpoint
     assert first.data.colour_augment and first.data.randaugment is None and first.model.drop_path_rate == 0
     assert first.regularisation.label_smoothing == first.regularisation.mixup_alpha == 0
-    second = compose_config("train", ["experiment=paper/table4_regularisation", DATA_ROOT, rows[1]],
-                            output_dir=tmp_path)
+    second = compose_config(
+        "train", ["experiment=paper/table4_regularisation", DATA_ROOT, rows[1]], output_dir=tmp_path
+    )
     with pytest.raises(InterpolationToMissingValueError, match="Missing mandatory value: k400_checkpoint"):
         _ = second.model.init
-    last = compose_config("train", ["experiment=paper/table4_regularisation", DATA_ROOT, K400_CHECKPOINT, rows[2]],
-                          output_dir=tmp_path)
+    last = compose_config(
+        "train", ["experiment=paper/table4_regularisation", DATA_ROOT, K400_CHECKPOINT, rows[2]], output_dir=tmp_path
+    )
     assert last.model.init == "/checkpoints/vivit_b_fe_k400.pt" and last.model.drop_path_rate == 0.2
     assert dict(last.data.randaugment) == {"num_layers": 2, "magnitude": 15} and not last.data.colour_augment
     assert (last.regularisation.label_smoothing, last.regularisation.mixup_alpha) == (0.2, 0.1)
@@ -192,20 +200,29 @@ def test_paper_tables_are_consistent():
     assert TABLES["table4"].metric("epic100") == "test/action_top1" and TABLES["table1"].metric("k400") == "test/top1"
 
 
-@pytest.mark.parametrize("drop_path,randaugment,smoothing,mixup,init,row", [
-    (0.0, None, 0.0, 0.0, "vit_base_patch16_224.orig_in21k", "row1"),
-    (0.0, None, 0.0, 0.0, "k400.ckpt", "row2"),
-    (0.2, {"num_layers": 2, "magnitude": 15}, 0.2, 0.1, "k400.pt", "row6"),
-    (0.2, None, 0.0, 0.0, "vit_base_patch16_224.orig_in21k", None),  # stochastic depth without K400 init: no row
-    (0.0, None, 0.0, 0.1, "k400.ckpt", None),  # mixup alone on top of row 2: not cumulative
-])
+@pytest.mark.parametrize(
+    "drop_path,randaugment,smoothing,mixup,init,row",
+    [
+        (0.0, None, 0.0, 0.0, "vit_base_patch16_224.orig_in21k", "row1"),
+        (0.0, None, 0.0, 0.0, "k400.ckpt", "row2"),
+        (0.2, {"num_layers": 2, "magnitude": 15}, 0.2, 0.1, "k400.pt", "row6"),
+        (0.2, None, 0.0, 0.0, "vit_base_patch16_224.orig_in21k", None),  # stochastic depth without K400 init: no row
+        (0.0, None, 0.0, 0.1, "k400.ckpt", None),  # mixup alone on top of row 2: not cumulative
+    ],
+)
 def test_table4_row_is_read_from_what_the_run_ran(drop_path, randaugment, smoothing, mixup, init, row):
-    config = OmegaConf.create({
-        "model": {"_target_": "vivit.models.FactorisedEncoderViViT", "temporal_pooling": "transformer",
-                  "drop_path_rate": drop_path, "init": init},
-        "data": {"randaugment": randaugment},
-        "regularisation": {"label_smoothing": smoothing, "mixup_alpha": mixup},
-    })
+    config = OmegaConf.create(
+        {
+            "model": {
+                "_target_": "vivit.models.FactorisedEncoderViViT",
+                "temporal_pooling": "transformer",
+                "drop_path_rate": drop_path,
+                "init": init,
+            },
+            "data": {"randaugment": randaugment},
+            "regularisation": {"label_smoothing": smoothing, "mixup_alpha": mixup},
+        }
+    )
     assert TABLES["table4"].row_key(config, "epic100") == row
 
 
@@ -215,9 +232,17 @@ def multirun(synthetic_root, tmp_path_factory) -> Path:
     """A real train.py multirun of 4 jobs, one at a time: 2 finish, the 3rd fails (7 frames), the 4th never starts."""
     tmp = tmp_path_factory.mktemp("multirun")
     sweep = tmp / "sweep"
-    result = run_cli(str(ROOT / "train.py"), "-m", "debug=fdr", *small_overrides(synthetic_root),
-                     "model.num_frames=8,7", "model.depth=1,2", "hydra.sweeper.max_batch_size=1",
-                     f"hydra.sweep.dir={sweep}", cwd=tmp)
+    result = run_cli(
+        str(ROOT / "train.py"),
+        "-m",
+        "debug=fdr",
+        *small_overrides(synthetic_root),
+        "model.num_frames=8,7",
+        "model.depth=1,2",
+        "hydra.sweeper.max_batch_size=1",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp,
+    )
     assert result.returncode != 0 and "model.num_frames=7" in result.stderr  # the sweep stops at the failed job
     return sweep
 
@@ -230,7 +255,11 @@ def test_collector_lists_finished_failed_and_missing_jobs(multirun, capsys):
     with (multirun / "results.csv").open() as file:
         rows = list(csv.DictReader(file))
     assert [(r["job"], r["status"], r["model.num_frames"], r["model.depth"]) for r in rows] == [
-        ("0", "ok", "8", "1"), ("1", "ok", "8", "2"), ("2", "failed", "7", "1"), ("3", "missing", "7", "2")]
+        ("0", "ok", "8", "1"),
+        ("1", "ok", "8", "2"),
+        ("2", "failed", "7", "1"),
+        ("3", "missing", "7", "2"),
+    ]
     for row in rows[:2]:  # the numbers are the jobs' metrics.json, unchanged
         metrics = json.loads((multirun / row["job"] / "metrics.json").read_text())
         assert float(row["val/top1"]) == pytest.approx(metrics["val"]["val/top1"])
@@ -278,9 +307,23 @@ def test_collector_errors_name_the_problem(multirun, tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------------- debug=smoke
 # what debug=smoke keeps of a paper job: the variant, what the tables sweep, the recipe (regularisers, protocol)
-SMOKE_KEEPS = ("model._target_", "model.temporal_depth", "model.temporal_pooling", "model.tubelet_size",
-               "model.embedding", "model.classifier", "model.drop_path_rate", "model.init_options", "regularisation",
-               "data.randaugment", "data.hflip", "data.colour_augment", "data.test_views", "optim", "trainer.precision")
+SMOKE_KEEPS = (
+    "model._target_",
+    "model.temporal_depth",
+    "model.temporal_pooling",
+    "model.tubelet_size",
+    "model.embedding",
+    "model.classifier",
+    "model.drop_path_rate",
+    "model.init_options",
+    "regularisation",
+    "data.randaugment",
+    "data.hflip",
+    "data.colour_augment",
+    "data.test_views",
+    "optim",
+    "trainer.precision",
+)
 
 
 def check_smoke_job(preset: str, job: list[str], paper_cfg, tmp_path: Path) -> None:
@@ -311,8 +354,17 @@ def test_debug_smoke_runs_a_paper_job_end_to_end(synthetic_root, tmp_path):
     from vivit.tasks.train import train
 
     job = tmp_path / "sweep" / "0"
-    cfg = compose_config("train", ["experiment=paper/table4_regularisation", "debug=smoke", f"data.root={synthetic_root}",
-                                   *SMALL_DATA[:3], "experiment/paper/table4_rows=row6_mixup"], output_dir=job)
+    cfg = compose_config(
+        "train",
+        [
+            "experiment=paper/table4_regularisation",
+            "debug=smoke",
+            f"data.root={synthetic_root}",
+            *SMALL_DATA[:3],
+            "experiment/paper/table4_rows=row6_mixup",
+        ],
+        output_dir=job,
+    )
     assert cfg.regularisation.mixup_alpha == 0.1 and cfg.data.randaugment.num_layers == 2
     summary = train(cfg)
     assert {"val/top1", "test/top1", "test/mean_class_top1"} <= set(summary["test"]) | set(summary["val"])

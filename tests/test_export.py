@@ -5,14 +5,23 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vivit.export import main
 from vivit.models import build_model
 from vivit.weights.checkpoint import save_checkpoint
-from vivit.export import main
 from vivit.weights.export import example_clip, onnx_outputs
 
-MODEL = {"_target_": "vivit.models.FactorisedEncoderViViT", "num_classes": 5, "img_size": 16, "num_frames": 8,
-         "tubelet_size": [2, 4, 4], "embed_dim": 32, "depth": 1, "temporal_depth": 1, "num_heads": 4,
-         "mlp_ratio": 2.0}
+MODEL = {
+    "_target_": "vivit.models.FactorisedEncoderViViT",
+    "num_classes": 5,
+    "img_size": 16,
+    "num_frames": 8,
+    "tubelet_size": [2, 4, 4],
+    "embed_dim": 32,
+    "depth": 1,
+    "temporal_depth": 1,
+    "num_heads": 4,
+    "mlp_ratio": 2.0,
+}
 
 
 @pytest.mark.parametrize("heads", [{"verb": 3, "noun": 4}])  # a dict of heads: the general case

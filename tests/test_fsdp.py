@@ -13,13 +13,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch import nn
 
 from tests.conftest import compose_config
-from vivit.models import build_model
-from vivit.models import VARIANTS, block_classes
+from vivit.models import VARIANTS, block_classes, build_model
 
 TINY = ["model.img_size=32", "model.num_frames=8", "model.tubelet_size=[2,8,8]", "model.depth=2"]
 
@@ -42,8 +41,9 @@ def test_fsdp_config_wraps_and_checkpoints_every_block_class_of_the_four_variant
     checkpointed = wrap_classes(strategy._activation_checkpointing_kwargs["auto_wrap_policy"])
     seen: set[type] = set()
     for variant, model_class in ((name, v.model_class) for name, v in VARIANTS.items()):
-        small = dict(num_classes=8, img_size=32, num_frames=8, tubelet_size=(2, 8, 8), embed_dim=32, depth=2,
-                     num_heads=2)
+        small = dict(
+            num_classes=8, img_size=32, num_frames=8, tubelet_size=(2, 8, 8), embed_dim=32, depth=2, num_heads=2
+        )
         blocks = block_types(model_class(**small, **({"classifier": "gap"} if variant == "fsa" else {})))
         assert blocks and blocks <= wrapped and blocks <= checkpointed, (variant, blocks)
         seen |= blocks
@@ -74,8 +74,9 @@ def _rank(rank: int, world: int, folder: str, queue) -> None:
 
         os.environ.update(LOCAL_RANK=str(rank), NODE_RANK="0", WORLD_SIZE=str(world))
         torch.distributed.init_process_group("gloo", init_method=f"file://{folder}/pg", rank=rank, world_size=world)
-        cfg = compose_config("train", ["trainer=fsdp", "model=vivit_ti_fe", *TINY, "data.num_classes=8"],
-                             output_dir=Path(folder))
+        cfg = compose_config(
+            "train", ["trainer=fsdp", "model=vivit_ti_fe", *TINY, "data.num_classes=8"], output_dir=Path(folder)
+        )
         strategy = instantiate(cfg.trainer.strategy)
         # what Lightning's FSDPStrategy.setup does, on CPU devices (Lightning itself refuses FSDP on the CPU)
         strategy.parallel_devices = [torch.device("cpu")] * world
@@ -89,15 +90,25 @@ def _rank(rank: int, world: int, folder: str, queue) -> None:
         # Lightning's FSDPStrategy._setup_model, with device_id=cpu (it passes the device index, None on the CPU)
         from lightning.fabric.strategies.fsdp import _setup_activation_checkpointing
 
-        model = FSDP(module, mixed_precision=strategy.mixed_precision_config,
-                     sharding_strategy=strategy.sharding_strategy, device_id=torch.device("cpu"), **strategy.kwargs)
+        model = FSDP(
+            module,
+            mixed_precision=strategy.mixed_precision_config,
+            sharding_strategy=strategy.sharding_strategy,
+            device_id=torch.device("cpu"),
+            **strategy.kwargs,
+        )
         _setup_activation_checkpointing(model, strategy._activation_checkpointing_kwargs)
         strategy.model = model
         torch.manual_seed(rank)  # each rank its own batch, as under DDP
         video = torch.randn(2, 3, 8, 32, 32)
         # what the trainer gives the module: its FSDP-wrapped self (parameter groups, gradient clipping)
-        module._trainer = SimpleNamespace(model=model, strategy=strategy, precision_plugin=strategy.precision_plugin,
-                                          gradient_clip_val=CLIP, gradient_clip_algorithm="norm")
+        module._trainer = SimpleNamespace(
+            model=model,
+            strategy=strategy,
+            precision_plugin=strategy.precision_plugin,
+            gradient_clip_val=CLIP,
+            gradient_clip_algorithm="norm",
+        )
         groups = module.parameter_groups()
         optimizer = torch.optim.SGD(groups, lr=0.5)
         norms = []
@@ -112,11 +123,15 @@ def _rank(rank: int, world: int, folder: str, queue) -> None:
             optimizer.zero_grad()
         state = strategy.lightning_module_state_dict()
         with FSDP.summon_full_params(model, writeback=False, rank0_only=False):
-            full = {n.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", ""):
-                    p.detach().clone() for n, p in model.named_parameters()}
+            full = {
+                n.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", ""): p.detach().clone()
+                for n, p in model.named_parameters()
+            }
         if rank == 0:
-            torch.save({"norms": norms, "decay": len(groups[0]["params"]), "no_decay": len(groups[1]["params"])},
-                       f"{folder}/step_info.pt")
+            torch.save(
+                {"norms": norms, "decay": len(groups[0]["params"]), "no_decay": len(groups[1]["params"])},
+                f"{folder}/step_info.pt",
+            )
             checkpoint = {"state_dict": state, "vivit_config": vivit_config}
             torch.save(checkpoint, f"{folder}/fsdp.ckpt")
             torch.save(full, f"{folder}/full_params.pt")
@@ -130,8 +145,8 @@ def _rank(rank: int, world: int, folder: str, queue) -> None:
 
 def test_fsdp_checkpoint_is_one_full_state_dict_for_eval_and_load_checkpoint(tmp_path):
     from vivit import load_checkpoint
-    from vivit.training.module import VideoClassifier
     from vivit.runtime.preflight import read_checkpoint_argument as read_run_checkpoint
+    from vivit.training.module import VideoClassifier
 
     ctx = multiprocessing.get_context("fork")  # no re-import per rank; gloo needs no CUDA
     queue = ctx.Queue()
@@ -161,7 +176,9 @@ def test_fsdp_checkpoint_is_one_full_state_dict_for_eval_and_load_checkpoint(tmp
     info = torch.load(tmp_path / "step_info.pt")
     assert all(before > 2 * CLIP and after == pytest.approx(CLIP, rel=1e-3) for before, after in info["norms"]), info
     # weight decay groups by the parameters' own rank, not by the 1-D views of FSDP's shards
-    plain = VideoClassifier(net=build_model(saved["vivit_config"]["resolved"]["model"]), optimizer=None).parameter_groups()
+    plain = VideoClassifier(
+        net=build_model(saved["vivit_config"]["resolved"]["model"]), optimizer=None
+    ).parameter_groups()
     assert (info["decay"], info["no_decay"]) == (len(plain[0]["params"]), len(plain[1]["params"])) and info["decay"]
     stepped = [name for name, param in net.named_parameters() if not torch.equal(param, reference[name])]
     assert len(stepped) > len(reference) // 2  # the file holds the weights after the step, not the initial ones

@@ -13,21 +13,21 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 from torch import nn
 
-from vivit.models import INIT_KEYS
-from vivit.models import build_model as instantiate  # strips the init keys
-from vivit.runtime.config import model_choices
 from vivit.models import (
+    INIT_KEYS,
+    VARIANTS,
     Attention,
     DropPath,
     FactorisedEncoderViViT,
     FactorisedSelfAttentionViViT,
     TubeletEmbedding,
     UniformFrameEmbedding,
-    VARIANTS,
     drop_path,
     drop_path_rates,
     sample_frames_uniformly,
 )
+from vivit.models import build_model as instantiate  # strips the init keys
+from vivit.runtime.config import model_choices
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # A tiny geometry: 8 frames of 16x16, tubelets 2x4x4 -> 4 x 4 x 4 tokens.

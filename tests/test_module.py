@@ -31,7 +31,9 @@ class LinearVideoNet(nn.Module):
 
 
 def make_module(num_classes=10, **kwargs):
-    return VideoClassifier(LinearVideoNet(num_classes), optimizer=lambda params: torch.optim.SGD(params, lr=0.1), **kwargs)
+    return VideoClassifier(
+        LinearVideoNet(num_classes), optimizer=lambda params: torch.optim.SGD(params, lr=0.1), **kwargs
+    )
 
 
 def test_warmup_cosine_matches_scenic_formula():
@@ -72,7 +74,10 @@ def test_action_top1_is_both_heads_right_and_top5_uses_joint_ranking():
 def test_mixup_pairs_example_i_with_reversed_batch_and_same_lambda_for_every_head():
     torch.manual_seed(0)
     video = torch.randn(4, 3, 2, 4, 4)
-    targets = {"noun": F.one_hot(torch.tensor([0, 1, 2, 3]), 5).float(), "verb": F.one_hot(torch.tensor([1, 1, 0, 0]), 2).float()}
+    targets = {
+        "noun": F.one_hot(torch.tensor([0, 1, 2, 3]), 5).float(),
+        "verb": F.one_hot(torch.tensor([1, 1, 0, 0]), 2).float(),
+    }
     mixed, mixed_targets = mixup(video, targets, alpha=0.3)
     lam = mixed_targets["noun"][0, 0].item()  # example 0 (class 0) mixed with example 3 (class 3)
     assert torch.allclose(mixed, lam * video + (1 - lam) * video.flip(0))
@@ -87,8 +92,10 @@ def test_loss_is_soft_cross_entropy_with_label_smoothing_mean_over_heads():
     logits = {"noun": torch.randn(8, 6), "verb": torch.randn(8, 4)}
     labels = {"noun": torch.randint(0, 6, (8,)), "verb": torch.randint(0, 4, (8,))}
     loss = module._loss(logits, module._targets(labels))
-    expected = (F.cross_entropy(logits["noun"], labels["noun"], label_smoothing=0.2)
-                + F.cross_entropy(logits["verb"], labels["verb"], label_smoothing=0.2)) / 2
+    expected = (
+        F.cross_entropy(logits["noun"], labels["noun"], label_smoothing=0.2)
+        + F.cross_entropy(logits["verb"], labels["verb"], label_smoothing=0.2)
+    ) / 2
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 

@@ -4,9 +4,9 @@ sampling, weight decay groups, num_classes and label checks, and the regularisat
 from __future__ import annotations
 
 import numpy as np
-from omegaconf import OmegaConf
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torchvision import tv_tensors
 
 from vivit.datamodules import VideoDataModule
@@ -32,13 +32,31 @@ def test_colour_augment_branches_on_a_video(p, p_gray):
 
 @pytest.mark.parametrize("branches", ["jitter", "flip", "randaugment", "colour", "all"])
 def test_train_transform_with_branches_forced_on(branches, monkeypatch):
-    monkeypatch.setattr(ColourAugment, "make_params", lambda self, inputs: {
-        "jitter": True, "brightness": 0.1, "saturation": 1.2, "contrast": 0.8, "hue": 0.1, "gray": True})
-    on = {"jitter": branches in ("jitter", "all"), "flip": branches in ("flip", "all"),
-          "randaugment": branches in ("randaugment", "all"), "colour": branches in ("colour", "all")}
-    transform = train_transform(64, scale_jitter=(1.2, 1.3) if on["jitter"] else None, hflip=on["flip"],
-                                randaugment={"num_layers": 2, "magnitude": 5} if on["randaugment"] else None,
-                                colour_augment=on["colour"])
+    monkeypatch.setattr(
+        ColourAugment,
+        "make_params",
+        lambda self, inputs: {
+            "jitter": True,
+            "brightness": 0.1,
+            "saturation": 1.2,
+            "contrast": 0.8,
+            "hue": 0.1,
+            "gray": True,
+        },
+    )
+    on = {
+        "jitter": branches in ("jitter", "all"),
+        "flip": branches in ("flip", "all"),
+        "randaugment": branches in ("randaugment", "all"),
+        "colour": branches in ("colour", "all"),
+    }
+    transform = train_transform(
+        64,
+        scale_jitter=(1.2, 1.3) if on["jitter"] else None,
+        hflip=on["flip"],
+        randaugment={"num_layers": 2, "magnitude": 5} if on["randaugment"] else None,
+        colour_augment=on["colour"],
+    )
     clip = np.random.default_rng(0).integers(0, 256, (4, 72, 80, 3), dtype=np.uint8)  # larger than a Cutout
     for seed in range(8):
         torch.manual_seed(seed)
@@ -60,8 +78,8 @@ def _dataset(records, transform, mode="train"):
 
 
 def test_a_transform_bug_is_not_an_unreadable_video(tmp_path):
-    from vivit.datamodules.records import VideoRecord
     from tests.fixtures.videos import write_video
+    from vivit.datamodules.records import VideoRecord
 
     path = write_video(tmp_path / "v.mp4", 4, height=16, width=16)
     records = [VideoRecord(path, 0, "v")]
@@ -85,7 +103,8 @@ def test_a_transform_bug_is_not_an_unreadable_video(tmp_path):
 def test_reported_as_keeps_the_traceback_of_a_bug():
     import hydra
 
-    from vivit.runtime.errors import ConfigError, reported_as as _reported_as
+    from vivit.runtime.errors import ConfigError
+    from vivit.runtime.errors import reported_as as _reported_as
 
     def transform_with_a_bug():
         return torch.zeros(2) + "a string"  # a TypeError deep in project code
@@ -99,8 +118,9 @@ def test_reported_as_keeps_the_traceback_of_a_bug():
     # wrong arguments to a `_target_`, explicit validation and a missing interpolation are config mistakes
     with pytest.raises(ConfigError, match=r"^data: .*unexpected keyword argument 'batchsize'"):
         with _reported_as("data"):
-            hydra.utils.instantiate({"_target_": "datamodules.transforms.EvalTransform", "crop_size": 8,
-                                     "batchsize": 2})
+            hydra.utils.instantiate(
+                {"_target_": "datamodules.transforms.EvalTransform", "crop_size": 8, "batchsize": 2}
+            )
     with pytest.raises(ConfigError, match=r"^data: test_views must look like"):
         with _reported_as("data"):
             hydra.utils.instantiate({"_target_": "datamodules.sampling.parse_views", "views": "4by3"})
@@ -116,9 +136,14 @@ def test_a_transform_type_error_inside_instantiate_keeps_its_traceback():
 
     with pytest.raises(hydra.errors.InstantiationException) as error:
         with _reported_as("data"):  # VideoRandAugment raises TypeError on a float clip, inside the target
-            hydra.utils.instantiate({"_target_": "datamodules.transforms.VideoRandAugment.transform",
-                                     "self": VideoRandAugment(), "inpt": torch.zeros(1, 3, 2, 2),
-                                     "params": {"ops": []}})
+            hydra.utils.instantiate(
+                {
+                    "_target_": "datamodules.transforms.VideoRandAugment.transform",
+                    "self": VideoRandAugment(),
+                    "inpt": torch.zeros(1, 3, 2, 2),
+                    "params": {"ops": []},
+                }
+            )
     assert isinstance(error.value.__cause__, TypeError)
 
 
@@ -136,14 +161,21 @@ def test_a_missing_key_is_named_with_oc_cause_or_a_tracer(tmp_path, monkeypatch,
 
 # ------------------------------------------------------------------------- defect 4: the centre clip of a 1x1 test
 def test_one_temporal_view_is_the_centre_clip(tmp_path):
+    from tests.fixtures.videos import read_code, write_video
     from vivit.datamodules import sampling
     from vivit.datamodules.records import VideoRecord
     from vivit.datamodules.transforms import EvalTransform
-    from tests.fixtures.videos import read_code, write_video
 
     path = write_video(tmp_path / "coded.mp4", 20, height=48, width=64)
-    dataset = VideoDataset([VideoRecord(path, 0, "v")], "test", num_frames=4, stride=2, short_side=48,
-                           transform=EvalTransform(48, 1, (0, 0, 0), (1, 1, 1)), views=(1, 1))
+    dataset = VideoDataset(
+        [VideoRecord(path, 0, "v")],
+        "test",
+        num_frames=4,
+        stride=2,
+        short_side=48,
+        transform=EvalTransform(48, 1, (0, 0, 0), (1, 1, 1)),
+        views=(1, 1),
+    )
     clip = dataset[0]["video"][0]  # (C, T, H, W) in [0, 1]
     frames = (clip * 255).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
     assert [read_code(f, band=(8, 40)) for f in frames] == [6, 8, 10, 12]  # offset (20 - 4 * 2) // 2 = 6
@@ -177,7 +209,12 @@ def test_no_weight_decay_for_tokens_norms_and_biases():
     decay, no_decay = module.parameter_groups()
     assert [names[id(p)] for p in decay["params"]] == ["net.head.weight"]
     assert sorted(names[id(p)] for p in no_decay["params"]) == [
-        "net.cls_token", "net.head.bias", "net.norm.bias", "net.norm.weight", "net.pos_embed"]
+        "net.cls_token",
+        "net.head.bias",
+        "net.norm.bias",
+        "net.norm.weight",
+        "net.pos_embed",
+    ]
     optimizer = module.optimizer(params=module.parameter_groups())
     assert [g["weight_decay"] for g in optimizer.param_groups] == [0.05, 0.0]
     # an AdamW step leaves a token untouched when its gradient is zero (decay would shrink it)
@@ -221,10 +258,25 @@ def folder_root(tmp_path_factory):
 def folder_config(root, tmp_path, *extra, debug="debug=fdr"):
     from tests.conftest import compose_config
 
-    return compose_config("train", [*([debug] if debug else []), "data=folder", f"data.root={root}", "logger=none",
-                                    "data.scale_jitter=null", "data.colour_augment=false", "data.batch_size=4",
-                                    "data.num_workers=0", "model=vivit_tiny", "model.img_size=32",
-                                    "model.num_frames=8", "data.stride=1", *extra], output_dir=tmp_path)
+    return compose_config(
+        "train",
+        [
+            *([debug] if debug else []),
+            "data=folder",
+            f"data.root={root}",
+            "logger=none",
+            "data.scale_jitter=null",
+            "data.colour_augment=false",
+            "data.batch_size=4",
+            "data.num_workers=0",
+            "model=vivit_tiny",
+            "model.img_size=32",
+            "model.num_frames=8",
+            "data.stride=1",
+            *extra,
+        ],
+        output_dir=tmp_path,
+    )
 
 
 def test_num_classes_is_read_from_the_index(folder_root, tmp_path):
@@ -293,17 +345,22 @@ def test_epic_rows_without_a_label_are_named(tmp_path):
     lines[5] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
     (tmp_path / "EPIC-KITCHENS").mkdir()
-    index = EpicKitchens100(tmp_path / "EPIC-KITCHENS", annotations=annotations, cache_dir=False,
-                            val="EPIC_100_validation_first300.csv")
+    index = EpicKitchens100(
+        tmp_path / "EPIC-KITCHENS", annotations=annotations, cache_dir=False, val="EPIC_100_validation_first300.csv"
+    )
     with pytest.raises(ValueError, match=r"EPIC_100_validation_first300\.csv:6: no label, but 299 other rows"):
         index.records("val")
     cells[header.index("verb_class")] = "97"  # one past the last verb class
     lines[5] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
-    index = EpicKitchens100(tmp_path / "EPIC-KITCHENS", annotations=annotations, cache_dir=False,
-                            val="EPIC_100_validation_first300.csv")
-    with pytest.raises(ValueError, match=r"EPIC_100_validation_first300\.csv:6: verb_class '97' is not one of the 97 "
-                                         r"verb classes"):
+    index = EpicKitchens100(
+        tmp_path / "EPIC-KITCHENS", annotations=annotations, cache_dir=False, val="EPIC_100_validation_first300.csv"
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"EPIC_100_validation_first300\.csv:6: verb_class '97' is not one of the 97 "
+        r"verb classes",
+    ):
         index.records("val")
 
 
@@ -324,9 +381,18 @@ def broken_run(folder_root, tmp_path_factory):
         first = (root / f"{split}.csv").read_text().splitlines()[1].split(",")[0]
         (root / first).write_bytes(np.random.default_rng(0).bytes(2000))
     out = tmp / "run"
-    cfg = folder_config(root, out, "trainer.max_epochs=2", "callbacks=default",
-                        "callbacks.model_checkpoint.monitor=val/unreadable", "callbacks.model_checkpoint.save_top_k=-1",
-                        "callbacks.rich_progress_bar=null", "test_best=true", "trainer.accelerator=cpu", debug=None)
+    cfg = folder_config(
+        root,
+        out,
+        "trainer.max_epochs=2",
+        "callbacks=default",
+        "callbacks.model_checkpoint.monitor=val/unreadable",
+        "callbacks.model_checkpoint.save_top_k=-1",
+        "callbacks.rich_progress_bar=null",
+        "test_best=true",
+        "trainer.accelerator=cpu",
+        debug=None,
+    )
     summary = train(cfg)
     return out, summary, json.loads((out / "metrics.json").read_text())
 
@@ -350,7 +416,10 @@ def _eval(ckpt, tmp_path, *extra):
 
 def test_the_final_model_is_tested_and_best_by_val_has_its_own_name(broken_run, tmp_path):
     out, summary, _ = broken_run
-    (first,), (final,) = sorted(out.glob("checkpoints/epoch000-*.ckpt")), sorted(out.glob("checkpoints/epoch001-*.ckpt"))
+    (first,), (final,) = (
+        sorted(out.glob("checkpoints/epoch000-*.ckpt")),
+        sorted(out.glob("checkpoints/epoch001-*.ckpt")),
+    )
     final_loss = _eval(final, tmp_path / "final")["test"]["test/loss"]
     first_loss = _eval(first, tmp_path / "first")["test"]["test/loss"]
     assert first_loss != pytest.approx(final_loss, rel=1e-4)
@@ -404,8 +473,10 @@ def test_epic_breakdown_matches_the_official_definitions():
     assert unseen == {"P18", "P32"}
     # the first 300 rows are all P01: relabel every third row as P18 (an unseen participant) to exercise the mask
     participants = ["P18" if i % 3 == 0 else r["participant_id"] for i, r in enumerate(rows)]
-    records = [VideoRecord("v.mp4", {"noun": int(n), "verb": int(v)}, f"{p}_{r['narration_id'].split('_', 1)[1]}")
-               for p, r, n, v in zip(participants, rows, nouns, verbs)]
+    records = [
+        VideoRecord("v.mp4", {"noun": int(n), "verb": int(v)}, f"{p}_{r['narration_id'].split('_', 1)[1]}")
+        for p, r, n, v in zip(participants, rows, nouns, verbs)
+    ]
     index = EpicKitchens100("/unused", annotations=EPIC, cache_dir=False)  # the breakdown the dataset declares
     subsets = index.evaluation_subsets("val", records)
     logits, labels = {"noun": noun, "verb": verb}, {"noun": nouns, "verb": verbs}
@@ -422,8 +493,11 @@ def test_epic_breakdown_matches_the_official_definitions():
             assert got[f"val/epic_{subset}/{name}_top1"] == pytest.approx(expected)
     tail_verb = [int(v) in tail_v for v in verbs]
     tail_noun = [int(n) in tail_n for n in nouns]
-    for name, ok, mask in (("verb", v_ok, tail_verb), ("noun", n_ok, tail_noun),
-                           ("action", a_ok, [a or b for a, b in zip(tail_verb, tail_noun)])):
+    for name, ok, mask in (
+        ("verb", v_ok, tail_verb),
+        ("noun", n_ok, tail_noun),
+        ("action", a_ok, [a or b for a, b in zip(tail_verb, tail_noun)]),
+    ):
         assert got[f"val/epic_tail/{name}_top1"] == pytest.approx(sum(o for o, m in zip(ok, mask) if m) / sum(mask))
     assert got["val/epic_overall/verb_top5"] >= got["val/epic_overall/verb_top1"]
     assert 0 <= got["val/epic_overall/action_top5"] <= 1
@@ -454,20 +528,29 @@ def test_eval_on_the_epic_test_timestamps_writes_a_valid_submission(tmp_path):
     import json
     import shutil
 
-
     from tests.conftest import compose_config
     from tests.fixtures import releases
     from vivit.models import build_model
-    from vivit.weights.checkpoint import save_checkpoint
     from vivit.runtime.errors import ConfigError
     from vivit.tasks.evaluate import evaluate
+    from vivit.weights.checkpoint import save_checkpoint
 
     release = releases.make_epic_frames(tmp_path / "epic")
     annotations = release.root / "epic-kitchens-100-annotations"
-    for name in ("EPIC_100_tail_verbs.csv", "EPIC_100_tail_nouns.csv", "EPIC_100_unseen_participant_ids_validation.csv"):
+    for name in (
+        "EPIC_100_tail_verbs.csv",
+        "EPIC_100_tail_nouns.csv",
+        "EPIC_100_unseen_participant_ids_validation.csv",
+    ):
         shutil.copy(EPIC / name, annotations / name)
-    data = ["data=epic100", f"data.root={release.root}", "data.num_workers=0", "data.batch_size=2",
-            f"data.index.cache_dir={tmp_path / 'cache'}", "data.test_views=1x1"]
+    data = [
+        "data=epic100",
+        f"data.root={release.root}",
+        "data.num_workers=0",
+        "data.batch_size=2",
+        f"data.index.cache_dir={tmp_path / 'cache'}",
+        "data.test_views=1x1",
+    ]
     train_cfg = compose_config("train", [*data, "model=vivit_tiny"])
     source, resolved = (OmegaConf.to_container(train_cfg.model, resolve=r) for r in (False, True))
     resolved["num_classes"] = {"noun": 300, "verb": 97}
@@ -508,15 +591,16 @@ def test_eval_on_the_epic_test_timestamps_writes_a_valid_submission(tmp_path):
 
 # ------------------------------------------------------------ defects 5 and 6: resampling rate, VFR, frame-exact
 def test_kinetics_is_resampled_at_25_fps(tmp_path):
-    from vivit.datamodules import FolderVideos
     from tests.conftest import compose_config
     from tests.fixtures.videos import read_codes, write_video
+    from vivit.datamodules import FolderVideos
 
     write_video(tmp_path / "a.mp4", 300, height=32, width=32, fps=30, gop=50)  # a 10 s clip at 30 fps
     for split in ("train", "val", "test"):
         (tmp_path / f"{split}.csv").write_text("path,label\na.mp4,x\n")
-    dm = VideoDataModule(FolderVideos(tmp_path), num_classes=None, num_frames=4, crop_size=32, stride=1, fps=25,
-                         scale_jitter=None)
+    dm = VideoDataModule(
+        FolderVideos(tmp_path), num_classes=None, num_frames=4, crop_size=32, stride=1, fps=25, scale_jitter=None
+    )
     dm.setup("validate")
     dataset = dm.datasets["val"]
     assert dataset.length(0) == 250  # scenic: "Kinetics videos has 250 frames"
@@ -536,9 +620,9 @@ def test_kinetics_is_resampled_at_25_fps(tmp_path):
 def test_variable_frame_rate_indices_count_decoded_frames(tmp_path):
     from fractions import Fraction
 
+    from tests.fixtures.videos import read_codes, write_video
     from vivit.datamodules import probe, read_frames
     from vivit.datamodules.records import VideoRecord
-    from tests.fixtures.videos import read_codes, write_video
 
     # frames at 0, 40, 80, 200, 240, 400 ms (average rate 6 frames / 0.44 s): index i is the i-th decoded frame
     path = write_video(tmp_path / "vfr.mp4", 6, pts=[0, 40, 80, 200, 240, 400], time_base=Fraction(1, 1000))
@@ -562,7 +646,7 @@ def test_training_step_with_mixup_and_label_smoothing_by_hand():
 
     class Squared(LinearVideoNet):  # non-linear in the pixels
         def forward(self, video):
-            return super().forward(video ** 2)
+            return super().forward(video**2)
 
     torch.manual_seed(0)
     module = VideoClassifier(Squared(5), optimizer=torch.optim.SGD, mixup_alpha=0.3, label_smoothing=0.1)
@@ -593,15 +677,27 @@ def test_the_table4_row6_data_module_applies_randaugment(tmp_path, monkeypatch):
     from tests.fixtures import releases
 
     release = releases.make_epic_frames(tmp_path / "epic")
-    cfg = compose_config("train", ["experiment=paper/table4_regularisation", f"data.root={release.root}",
-                                   "k400_checkpoint=/x.ckpt", f"data.index.cache_dir={tmp_path / 'cache'}",
-                                   "data.num_frames=4", "data.crop_size=32", "data.min_resize=40"])
+    cfg = compose_config(
+        "train",
+        [
+            "experiment=paper/table4_regularisation",
+            f"data.root={release.root}",
+            "k400_checkpoint=/x.ckpt",
+            f"data.index.cache_dir={tmp_path / 'cache'}",
+            "data.num_frames=4",
+            "data.crop_size=32",
+            "data.min_resize=40",
+        ],
+    )
     assert OmegaConf_select(cfg, "data.randaugment") == {"num_layers": 2, "magnitude": 15}
     dm = instantiate(cfg.data)
     drawn = []
     original = VideoRandAugment._apply
-    monkeypatch.setattr(VideoRandAugment, "_apply", lambda self, op, video, centre: drawn.append(op) or original(
-        self, op, video, centre))
+    monkeypatch.setattr(
+        VideoRandAugment,
+        "_apply",
+        lambda self, op, video, centre: drawn.append(op) or original(self, op, video, centre),
+    )
     dm.setup("fit")
     torch.manual_seed(0)
     items = [dm.datasets["train"][i % len(dm.datasets["train"])] for i in range(12)]
@@ -623,7 +719,7 @@ def test_multi_view_average_of_logits_through_a_non_linear_network():
 
     class Squared(LinearVideoNet):
         def forward(self, video):
-            return super().forward(video ** 2)
+            return super().forward(video**2)
 
     torch.manual_seed(0)
     module = VideoClassifier(Squared(6), optimizer=torch.optim.SGD, views_per_forward=2)
@@ -641,8 +737,9 @@ def test_eval_averages_the_logits_of_the_views_it_reads(broken_run, tmp_path):
     out, _, _ = broken_run
     ckpt = out / "checkpoints" / "last.ckpt"
     # short side 40 for 32 px crops: the 3 spatial crops (top/centre/bottom of a square frame) differ
-    result = _eval(ckpt, tmp_path, "eval.views=2x3", "eval.save_predictions=true", "data.test_batch_size=3",
-                   "data.min_resize=40")
+    result = _eval(
+        ckpt, tmp_path, "eval.views=2x3", "eval.save_predictions=true", "data.test_batch_size=3", "data.min_resize=40"
+    )
     predictions = torch.load(result["predictions"])
     weights, config = read_checkpoint(ckpt)
     net = build_model(config["resolved"]["model"])
@@ -675,7 +772,9 @@ def test_layer_norm_eps_and_gelu_by_output():
     from tests.conftest import compose_config
     from vivit.models import build_model
 
-    net = build_model({**OmegaConf.to_container(compose_config("train", ["model=vivit_ti_fe"]).model), "num_classes": 8})
+    net = build_model(
+        {**OmegaConf.to_container(compose_config("train", ["model=vivit_ti_fe"]).model), "num_classes": 8}
+    )
     norms = [m for m in net.modules() if isinstance(m, torch.nn.LayerNorm)]
     acts = [m for m in net.modules() if isinstance(m, torch.nn.GELU)]
     assert norms and acts
@@ -686,7 +785,7 @@ def test_layer_norm_eps_and_gelu_by_output():
         expected = expected * norm.weight + norm.bias
         torch.testing.assert_close(norm(x), expected, atol=1e-4, rtol=1e-4)
     z = torch.linspace(-4, 4, 81)
-    tanh_gelu = 0.5 * z * (1 + torch.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z ** 3)))
+    tanh_gelu = 0.5 * z * (1 + torch.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z**3)))
     for act in acts:
         torch.testing.assert_close(act(z), tanh_gelu, atol=1e-6, rtol=0)
         assert (act(z) - torch.nn.functional.gelu(z)).abs().max() > 1e-4  # not the exact (erf) GELU
@@ -704,9 +803,11 @@ def test_a_wandb_logger_in_the_test_environment_writes_nothing_into_home(tmp_pat
     env = {**os.environ, "HOME": str(home), "NETRC": str(tmp_path / "no_netrc")}
     env.pop("WANDB_MODE", None)
     env.pop("WANDB_API_KEY", None)
-    code = ("from vivit.tracking.wandb import finish_wandb, wandb_logger\n"
-            f"logger = wandb_logger(save_dir={str(tmp_path)!r}, project='test')\n"
-            "logger.log_metrics({'x': 1.0})\nassert logger.experiment.settings.mode == 'offline'\nfinish_wandb()\n")
+    code = (
+        "from vivit.tracking.wandb import finish_wandb, wandb_logger\n"
+        f"logger = wandb_logger(save_dir={str(tmp_path)!r}, project='test')\n"
+        "logger.log_metrics({'x': 1.0})\nassert logger.experiment.settings.mode == 'offline'\nfinish_wandb()\n"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
     assert list((tmp_path / "wandb").glob("offline-run-*"))
     assert not [p for p in home.rglob("*") if "wandb" in str(p.relative_to(home))], sorted(home.rglob("*"))
@@ -715,8 +816,8 @@ def test_a_wandb_logger_in_the_test_environment_writes_nothing_into_home(tmp_pat
 def test_kinetics_rows_without_a_label_are_named(tmp_path):
     import csv
 
-    from vivit.datamodules.index import Kinetics
     from tests.fixtures import releases
+    from vivit.datamodules.index import Kinetics
 
     release = releases.make_kinetics(tmp_path / "k400", 400)
     path = release.root / "annotations" / "val.csv"
@@ -734,9 +835,19 @@ def _release_run(name, root, tmp_path):
     from tests.conftest import compose_config
     from vivit.tasks.build import build
 
-    cfg = compose_config("train", [f"data={name}", f"data.root={root}", f"data.index.cache_dir={tmp_path / 'cache'}",
-                                   "data.num_workers=0", "data.num_classes=null", "model=vivit_tiny", "logger=none"],
-                         output_dir=tmp_path / "out")
+    cfg = compose_config(
+        "train",
+        [
+            f"data={name}",
+            f"data.root={root}",
+            f"data.index.cache_dir={tmp_path / 'cache'}",
+            "data.num_workers=0",
+            "data.num_classes=null",
+            "model=vivit_tiny",
+            "logger=none",
+        ],
+        output_dir=tmp_path / "out",
+    )
     return build(cfg, "fit")
 
 
@@ -754,13 +865,19 @@ def test_ssv2_entries_without_a_template_or_with_an_unknown_one_are_named_by_lin
         path.write_text("[\n" + ",\n".join(json.dumps(e) for e in edited) + "\n]\n")
 
     write([entries[0], {"id": entries[1]["id"]}])  # the second entry lost its template
-    with pytest.raises(ConfigError, match=r"^data: .*something-something-v2-validation\.json:3: no label, but 1 "
-                                          r"other rows of this labelled split have one") as error:
+    with pytest.raises(
+        ConfigError,
+        match=r"^data: .*something-something-v2-validation\.json:3: no label, but 1 "
+        r"other rows of this labelled split have one",
+    ) as error:
         _release_run("ssv2", release.root, tmp_path)
     assert "\n" not in str(error.value)
     write([entries[0], {**entries[1], "template": "Tearing [something] into pieces"}])  # validation = test split
-    with pytest.raises(ConfigError, match=r"validation\.json:3: label 'Tearing something into pieces' is not one of "
-                                          r"the 4 classes"):
+    with pytest.raises(
+        ConfigError,
+        match=r"validation\.json:3: label 'Tearing something into pieces' is not one of "
+        r"the 4 classes",
+    ):
         _release_run("ssv2", release.root, tmp_path)
     write(entries)
     run = _release_run("ssv2", release.root, tmp_path)  # the file as released: no error, every label read
@@ -797,8 +914,9 @@ def test_mit_rows_without_a_label_or_with_an_unknown_one_are_named_by_line(tmp_p
     with pytest.raises(ConfigError, match=r"validationSet\.csv:1: label 'flying' is not one of the 3 classes"):
         _release_run("mit", release.root, tmp_path)
     write(1, rows[0].split(",")[1])
-    assert [r.label for r in _release_run("mit", release.root, tmp_path).datamodule.index.records("test")] == \
-        release.labels["test"]
+    assert [
+        r.label for r in _release_run("mit", release.root, tmp_path).datamodule.index.records("test")
+    ] == release.labels["test"]
 
 
 # -------------------------------------------------- defect 11 under DDP: a real 2-process train.py run (gloo)
@@ -823,10 +941,27 @@ def test_train_on_two_processes_sums_the_unreadable_counts_of_both_ranks(folder_
     test_csv.write_text("\n".join(test_csv.read_text().splitlines()[:-1]) + "\n")
     run = tmp_path / "run"
     result, seconds = run_train(
-        *DDP, "trainer.devices=2", "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0", "data=folder",
-        f"data.root={root}", "data.scale_jitter=null", "data.colour_augment=false", "data.batch_size=4",
-        "data.num_workers=0", "data.test_views=1x1", "data.test_batch_size=3", "model=vivit_tiny", "model.img_size=32",
-        "model.num_frames=8", "data.stride=1", "logger=none", "callbacks=none", f"hydra.run.dir={run}", cwd=tmp_path)
+        *DDP,
+        "trainer.devices=2",
+        "trainer.max_epochs=2",
+        "trainer.num_sanity_val_steps=0",
+        "data=folder",
+        f"data.root={root}",
+        "data.scale_jitter=null",
+        "data.colour_augment=false",
+        "data.batch_size=4",
+        "data.num_workers=0",
+        "data.test_views=1x1",
+        "data.test_batch_size=3",
+        "model=vivit_tiny",
+        "model.img_size=32",
+        "model.num_frames=8",
+        "data.stride=1",
+        "logger=none",
+        "callbacks=none",
+        f"hydra.run.dir={run}",
+        cwd=tmp_path,
+    )
     print(f"train.py on 2 processes with unreadable videos: rc {result.returncode}, {seconds:.1f} s")
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
@@ -867,7 +1002,6 @@ def test_confusion_of_many_classes_shows_the_most_confused_pairs_without_unreada
     assert metrics["test/mean_class_top1"] == pytest.approx(expected)
 
 
-
 def test_best_by_val_is_not_tested_where_test_is_the_validation_file(caplog):
     """EPIC, SSv2, MiT, K600: the test split reads the validation file; testing the best-by-val checkpoint there
     would be model selection on the reported split, so `test_best=true` skips it (with a warning)."""
@@ -879,13 +1013,17 @@ def test_best_by_val_is_not_tested_where_test_is_the_validation_file(caplog):
 
     val = [VideoRecord("a.mp4", 0, "a"), VideoRecord("b.mp4", 1, "b")]
     tested = []
-    trainer = SimpleNamespace(checkpoint_callback=SimpleNamespace(best_model_path="best.ckpt"),
-                              test=lambda module, datamodule, ckpt_path, verbose: tested.append(ckpt_path) or [
-                                  {"test/top1": 0.5}])
-    for test, expected in ((val, {}), ([VideoRecord("c.mp4", 0, "c")], {
-            "checkpoint_best": "best.ckpt", "test_best": {"test_best/top1": 0.5}})):
+    trainer = SimpleNamespace(
+        checkpoint_callback=SimpleNamespace(best_model_path="best.ckpt"),
+        test=lambda module, datamodule, ckpt_path, verbose: tested.append(ckpt_path) or [{"test/top1": 0.5}],
+    )
+    for test, expected in (
+        (val, {}),
+        ([VideoRecord("c.mp4", 0, "c")], {"checkpoint_best": "best.ckpt", "test_best": {"test_best/top1": 0.5}}),
+    ):
         index = SimpleNamespace(records=lambda split, test=test: val if split == "val" else test)
-        run = SimpleNamespace(trainer=trainer, module=None, datamodule=SimpleNamespace(index=index),
-                              evaluation=SplitEvaluation("unused"))
+        run = SimpleNamespace(
+            trainer=trainer, module=None, datamodule=SimpleNamespace(index=index), evaluation=SplitEvaluation("unused")
+        )
         assert _test_best(run) == expected
     assert tested == ["best.ckpt"] and "test_best skipped" in caplog.text

@@ -13,8 +13,8 @@ import torch
 import vivit
 from tests.conftest import ROOT, compose_config
 from tests.fixtures.videos import write_video
-from vivit.tasks.predict import native_bf16
 from vivit.tasks.evaluate import evaluate
+from vivit.tasks.predict import native_bf16
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,20 @@ def test_cli_on_a_folder_with_an_unreadable_file_writes_json_and_csv(checkpoint,
         write_video(videos / f"clip{i}.mp4", num_frames=20, height=32, width=32)
     (videos / "broken.mp4").write_bytes(b"not a video")
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, str(ROOT / "predict.py"), f"ckpt_path={checkpoint}", f"inputs={videos}",
-                             "topk=2", f"hydra.run.dir={out}"], capture_output=True, text=True, timeout=300,
-                            cwd=tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "predict.py"),
+            f"ckpt_path={checkpoint}",
+            f"inputs={videos}",
+            "topk=2",
+            f"hydra.run.dir={out}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     answers = json.loads((out / "predictions.json").read_text())
     assert [a["video"].rsplit("/", 1)[1] for a in answers] == ["clip0.mp4", "clip1.mp4", "clip2.mp4"]
@@ -72,8 +83,16 @@ def test_cli_names_missing_inputs_in_one_line(checkpoint, tmp_path, monkeypatch)
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
-    monkeypatch.setattr(sys, "argv", ["predict.py", f"ckpt_path={checkpoint}", f"inputs={tmp_path / 'nothing'}",
-                                      f"hydra.run.dir={tmp_path / 'out'}"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "predict.py",
+            f"ckpt_path={checkpoint}",
+            f"inputs={tmp_path / 'nothing'}",
+            f"hydra.run.dir={tmp_path / 'out'}",
+        ],
+    )
     with pytest.raises(SystemExit) as stopped:
         runpy.run_path(str(ROOT / "predict.py"), run_name="__main__")
     assert str(stopped.value).startswith("error: inputs: no video, folder or list at")  # printed, no traceback
@@ -85,8 +104,17 @@ def test_predict_from_a_converted_hf_checkpoint_uses_id2label(tmp_path):
     from vivit.convert import main
 
     labels = {i: f"action {i}" for i in range(5)}
-    config = VivitConfig(image_size=16, num_frames=8, tubelet_size=[2, 4, 4], hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=4, intermediate_size=64, num_labels=5, id2label=labels)
+    config = VivitConfig(
+        image_size=16,
+        num_frames=8,
+        tubelet_size=[2, 4, 4],
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=5,
+        id2label=labels,
+    )
     torch.manual_seed(0)
     hf = VivitForVideoClassification._from_config(config, attn_implementation="eager")
     torch.nn.init.normal_(hf.classifier.weight, std=1.0)

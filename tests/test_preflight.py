@@ -21,8 +21,9 @@ from vivit.tasks.train import train
 
 def fresh_data(tmp_path: Path) -> list[str]:
     """A data root not generated yet: the run must fail before it would generate it (the first work it does)."""
-    return [o for o in small_overrides(tmp_path / "not_generated") if not o.startswith("data.root=")] + \
-        [f"data.root={tmp_path / 'not_generated'}"]
+    return [o for o in small_overrides(tmp_path / "not_generated") if not o.startswith("data.root=")] + [
+        f"data.root={tmp_path / 'not_generated'}"
+    ]
 
 
 def fails_before_work(overrides: list[str], tmp_path: Path, match: str, output_dir: Path | None = None) -> str:
@@ -39,8 +40,17 @@ def fails_before_work(overrides: list[str], tmp_path: Path, match: str, output_d
 def checkpoint(synthetic_root, tmp_path_factory) -> Path:
     """A real last.ckpt of one training step (the shared small synthetic set)."""
     out = tmp_path_factory.mktemp("preflight_run")
-    cfg = compose_config("train", [*small_overrides(synthetic_root), "trainer.max_epochs=1", "test=false",
-                                   "+trainer.limit_train_batches=1", "+trainer.limit_val_batches=1"], output_dir=out)
+    cfg = compose_config(
+        "train",
+        [
+            *small_overrides(synthetic_root),
+            "trainer.max_epochs=1",
+            "test=false",
+            "+trainer.limit_train_batches=1",
+            "+trainer.limit_val_batches=1",
+        ],
+        output_dir=out,
+    )
     train(cfg)
     return out / "checkpoints" / "last.ckpt"
 
@@ -48,8 +58,11 @@ def checkpoint(synthetic_root, tmp_path_factory) -> Path:
 def test_an_unwritable_checkpoint_or_output_folder_is_named(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    message = fails_before_work([f"callbacks.last_checkpoint.dirpath={blocker}/checkpoints"], tmp_path,
-                                r"^callbacks.last_checkpoint.dirpath: cannot write to")
+    message = fails_before_work(
+        [f"callbacks.last_checkpoint.dirpath={blocker}/checkpoints"],
+        tmp_path,
+        r"^callbacks.last_checkpoint.dirpath: cannot write to",
+    )
     assert f"'{blocker}' is a file" in message
     fails_before_work([], tmp_path, r"^paths.output_dir: cannot write to", output_dir=blocker / "run")
 
@@ -60,8 +73,11 @@ def test_a_negative_learning_rate_is_named(tmp_path):
 
 def test_more_cpu_devices_than_cores_is_named(tmp_path):
     cores = os.cpu_count()
-    fails_before_work(["trainer.accelerator=cpu", f"trainer.devices={cores + 1}"], tmp_path,
-                      rf"^trainer.devices: {cores + 1} CPU processes asked for, but this machine has {cores} cores")
+    fails_before_work(
+        ["trainer.accelerator=cpu", f"trainer.devices={cores + 1}"],
+        tmp_path,
+        rf"^trainer.devices: {cores + 1} CPU processes asked for, but this machine has {cores} cores",
+    )
 
 
 def test_resuming_from_a_missing_foreign_truncated_or_weights_only_file_is_named(checkpoint, tmp_path):
@@ -76,8 +92,11 @@ def test_resuming_from_a_missing_foreign_truncated_or_weights_only_file_is_named
     fails_before_work([f"ckpt_path={truncated}"], tmp_path, r"^ckpt_path: .*truncated.ckpt' is truncated")
     weights_only = tmp_path / "weights.pt"
     torch.save({"state_dict": torch.load(checkpoint, weights_only=True)["state_dict"]}, weights_only)
-    fails_before_work([f"ckpt_path={weights_only}"], tmp_path,
-                      r"^ckpt_path: .* is not a training checkpoint \(no optimizer_states, loops\)")
+    fails_before_work(
+        [f"ckpt_path={weights_only}"],
+        tmp_path,
+        r"^ckpt_path: .* is not a training checkpoint \(no optimizer_states, loops\)",
+    )
     # `train=false ckpt_path=...` only tests the checkpoint: its weights are enough
     from vivit.runtime.preflight import read_resume_checkpoint
 
@@ -85,8 +104,11 @@ def test_resuming_from_a_missing_foreign_truncated_or_weights_only_file_is_named
 
 
 def test_resuming_with_a_model_that_does_not_fit_names_the_model_key(checkpoint, tmp_path):
-    message = fails_before_work([f"ckpt_path={checkpoint}", "model.embed_dim=32", "model.num_heads=2"], tmp_path,
-                                r"^model: the model config does not fit the checkpoint")
+    message = fails_before_work(
+        [f"ckpt_path={checkpoint}", "model.embed_dim=32", "model.num_heads=2"],
+        tmp_path,
+        r"^model: the model config does not fit the checkpoint",
+    )
     assert "model.embed_dim=32 here, 64 in the checkpoint" in message and str(checkpoint) in message
 
 
@@ -101,7 +123,16 @@ def test_evaluating_with_a_model_that_does_not_fit_names_the_model_key(checkpoin
 
 def test_a_correct_resume_passes_the_checks(checkpoint, synthetic_root, tmp_path):
     """The checks do not reject what is right: the same config resumes (one more epoch) from the checkpoint."""
-    cfg = compose_config("train", [*small_overrides(synthetic_root), "trainer.max_epochs=2",
-                                   "test=false", "+trainer.limit_train_batches=1", "+trainer.limit_val_batches=1",
-                                   f"ckpt_path={checkpoint}"], output_dir=tmp_path)
+    cfg = compose_config(
+        "train",
+        [
+            *small_overrides(synthetic_root),
+            "trainer.max_epochs=2",
+            "test=false",
+            "+trainer.limit_train_batches=1",
+            "+trainer.limit_val_batches=1",
+            f"ckpt_path={checkpoint}",
+        ],
+        output_dir=tmp_path,
+    )
     assert train(cfg)["val"]

@@ -1,4 +1,4 @@
-"""Tests of `vivit.pretrained.initialise`: image ViT -> ViViT (paper Sec. 3.4, Scenic's initialise_from_train_state)
+"""Tests of `vivit.weights.pretrained.initialise`: image ViT -> ViViT (paper Sec. 3.4, Scenic's initialise_from_train_state)
 and video checkpoint -> ViViT. Image ViTs are tiny timm VisionTransformers saved to local files and loaded through
 the same `timm.create_model(..., pretrained=True)` call as hub weights."""
 
@@ -14,13 +14,13 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from vivit.weights.checkpoint import save_checkpoint
 from vivit.models import (
+    VARIANTS,
     FactorisedEncoderViViT,
     FactorisedSelfAttentionViViT,
     SpatioTemporalViViT,
-    VARIANTS,
 )
+from vivit.weights.checkpoint import save_checkpoint
 from vivit.weights.pretrained import initialise
 
 # The image ViT: 16x16 images, 4x4 patches (a 4x4 grid), width 32, 2 blocks of 4 heads.
@@ -41,8 +41,17 @@ def randomise(model: nn.Module, seed: int = 0) -> nn.Module:
 def image_vit(class_token: bool = True, seed: int = 0) -> nn.Module:
     """A tiny timm ViT with the tanh GELU of the ViViT models (so that whole forward passes can be compared)."""
     vit = timm.create_model(
-        "vit_base_patch16_224", pretrained=False, img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=4,
-        num_classes=7, act_layer="gelu_tanh", class_token=class_token, global_pool="token" if class_token else "avg",
+        "vit_base_patch16_224",
+        pretrained=False,
+        img_size=16,
+        patch_size=4,
+        embed_dim=32,
+        depth=2,
+        num_heads=4,
+        num_classes=7,
+        act_layer="gelu_tanh",
+        class_token=class_token,
+        global_pool="token" if class_token else "avg",
         fc_norm=False,
     )
     return randomise(vit, seed)
@@ -85,7 +94,7 @@ def test_static_clip_tokens_equal_the_image_vit_tokens_at_every_time_step(varian
     with torch.no_grad():
         expected = vit.patch_embed(img) + vit.pos_embed[:, 1:]  # (B, 16, D): patches + grid position rows
         tokens = model.patch_embed(static_clip(img))  # (B, 4 * 16, D), time-major
-        pos = model.pos_embed[:, model.num_prefix_tokens:]
+        pos = model.pos_embed[:, model.num_prefix_tokens :]
         if variant == "fe":  # one spatial position embedding, added to every frame
             tokens = tokens.reshape(2, 4, 16, 32) + pos.unsqueeze(1)
         else:
@@ -215,10 +224,14 @@ def write_vit_npz(vit: nn.Module, path) -> str:
     def dense(w, prefix, name):
         w[f"{prefix}/kernel"], w[f"{prefix}/bias"] = sd[f"{name}.weight"].T, sd[f"{name}.bias"]
 
-    w = {"embedding/kernel": sd["patch_embed.proj.weight"].transpose(2, 3, 1, 0),  # [h, w, c_in, c_out]
-         "embedding/bias": sd["patch_embed.proj.bias"], "cls": sd["cls_token"],
-         "Transformer/posembed_input/pos_embedding": sd["pos_embed"],
-         "pre_logits/kernel": np.eye(dim, dtype=np.float32), "pre_logits/bias": np.zeros(dim, np.float32)}
+    w = {
+        "embedding/kernel": sd["patch_embed.proj.weight"].transpose(2, 3, 1, 0),  # [h, w, c_in, c_out]
+        "embedding/bias": sd["patch_embed.proj.bias"],
+        "cls": sd["cls_token"],
+        "Transformer/posembed_input/pos_embedding": sd["pos_embed"],
+        "pre_logits/kernel": np.eye(dim, dtype=np.float32),
+        "pre_logits/bias": np.zeros(dim, np.float32),
+    }
     ln(w, "Transformer/encoder_norm", "norm")
     dense(w, "head", "head")
     for i in range(2):
@@ -242,11 +255,24 @@ def big_vision_npz(vit_npz, path) -> str:
     """The big_vision layout: `params/` prefix, blocks stacked on a leading axis, sub-modules numbered 0/0/1,
     and `pos_embedding` for the patches only (big_vision adds no position to its CLS token)."""
     w = dict(np.load(vit_npz))
-    out = {f"params/{k}": w[k] for k in ("embedding/kernel", "embedding/bias", "cls", "head/kernel", "head/bias",
-                                         "Transformer/encoder_norm/scale", "Transformer/encoder_norm/bias")}
+    out = {
+        f"params/{k}": w[k]
+        for k in (
+            "embedding/kernel",
+            "embedding/bias",
+            "cls",
+            "head/kernel",
+            "head/bias",
+            "Transformer/encoder_norm/scale",
+            "Transformer/encoder_norm/bias",
+        )
+    }
     out["params/pos_embedding"] = w["Transformer/posembed_input/pos_embedding"][:, 1:]
-    renames = {"MultiHeadDotProductAttention_1": "MultiHeadDotProductAttention_0", "LayerNorm_2": "LayerNorm_1",
-               "MlpBlock_3": "MlpBlock_0"}
+    renames = {
+        "MultiHeadDotProductAttention_1": "MultiHeadDotProductAttention_0",
+        "LayerNorm_2": "LayerNorm_1",
+        "MlpBlock_3": "MlpBlock_0",
+    }
     for key in (k for k in w if k.startswith("Transformer/encoderblock_0/")):
         tail = key.removeprefix("Transformer/encoderblock_0/")
         for old, new in renames.items():
@@ -282,8 +308,9 @@ def test_timm_name_with_a_local_weights_file(tmp_path):
     """The hub path, offline: the named architecture, its weights from a file via pretrained_cfg_overlay."""
     vit = randomise(timm.create_model("vit_tiny_patch16_224", pretrained=False))  # 192 wide, 12 blocks, 3 heads
     weights = save(vit, tmp_path / "vit_tiny.safetensors")
-    model = SpatioTemporalViViT(5, img_size=32, num_frames=2, tubelet_size=(2, 16, 16), embed_dim=192, depth=12,
-                                num_heads=3)
+    model = SpatioTemporalViViT(
+        5, img_size=32, num_frames=2, tubelet_size=(2, 16, 16), embed_dim=192, depth=12, num_heads=3
+    )
     report = initialise(model, "vit_tiny_patch16_224.augreg_in21k", weights=weights)
     assert "with weights" in report.source
     assert torch.equal(model.blocks[11].mlp.fc2.weight, vit.blocks[11].mlp.fc2.weight)
@@ -295,8 +322,9 @@ def test_timm_name_with_a_local_weights_file(tmp_path):
 def test_hugging_face_vit_state_dict(tmp_path):
     from transformers import ViTConfig, ViTModel
 
-    config = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-                       image_size=16, patch_size=4)
+    config = ViTConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=16, patch_size=4
+    )
     hf = randomise(ViTModel(config))  # with its pooler, which ViViT does not use
     state = {k: v.contiguous() for k, v in hf.state_dict().items()}
     save_file(state, tmp_path / "model.safetensors")
@@ -313,10 +341,18 @@ def test_hugging_face_vit_state_dict(tmp_path):
 # -- video checkpoints ---------------------------------------------------------------------------------------------
 def video_checkpoint(model: nn.Module, path, **config) -> str:
     """A train.py-style checkpoint: `net.*` weights and the run's resolved model config."""
-    cfg = {"_target_": f"vivit.models.{type(model).__name__}", "num_classes": model.num_classes, **TINY,
-           "classifier": model.classifier, **config}
-    checkpoint = {"state_dict": {f"net.{k}": v for k, v in model.state_dict().items()},
-                  "vivit_config": {"source": {"model": cfg}, "resolved": {"model": cfg}}, "epoch": 30}
+    cfg = {
+        "_target_": f"vivit.models.{type(model).__name__}",
+        "num_classes": model.num_classes,
+        **TINY,
+        "classifier": model.classifier,
+        **config,
+    }
+    checkpoint = {
+        "state_dict": {f"net.{k}": v for k, v in model.state_dict().items()},
+        "vivit_config": {"source": {"model": cfg}, "resolved": {"model": cfg}},
+        "epoch": 30,
+    }
     torch.save(checkpoint, path)
     return str(path)
 

@@ -24,8 +24,14 @@ def start_train(*args: str, cwd: Path, wandb: str = "disabled") -> subprocess.Po
     # a W&B run earlier in this pytest process leaves WANDB_SERVICE set: a child would share that service, where a
     # SIGKILLed child's run id stays "in use" and its resume is refused. A user's train.py has its own service.
     env.pop("WANDB_SERVICE", None)
-    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 240) -> None:
@@ -39,8 +45,14 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 240) -> Non
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
 def test_a_signal_saves_a_resumable_checkpoint_and_exits_non_zero(synthetic_root, tmp_path, signum):
     out = tmp_path / "run"
-    process = start_train(*small_overrides(synthetic_root), "trainer.max_epochs=1000", "threads=1", "test=false",
-                          f"hydra.run.dir={out}", cwd=tmp_path)
+    process = start_train(
+        *small_overrides(synthetic_root),
+        "trainer.max_epochs=1000",
+        "threads=1",
+        "test=false",
+        f"hydra.run.dir={out}",
+        cwd=tmp_path,
+    )
     last = out / "checkpoints" / "last.ckpt"
     try:
         wait_for(last, process)  # the first epoch is done
@@ -59,9 +71,20 @@ def test_a_signal_saves_a_resumable_checkpoint_and_exits_non_zero(synthetic_root
 # ------------------------------------------------------------------------------ kill, resume, compare
 # Tiny and short, but with what decides a real run's randomness: a DataLoader worker (persistent, as the real
 # data configs use 8), mixup, dropout and shuffling. SIGKILL: no handler runs, last.ckpt is the last epoch end.
-EXACT = ["data.index.num_train=32", "data.index.num_val=16", "data.index.num_test=16", "data.batch_size=16",
-         "trainer.accelerator=cpu", "trainer.max_epochs=8", "threads=1", "test=false", "data.num_workers=1",
-         "regularisation.mixup_alpha=0.3", "model.dropout=0.1", "logger=[csv,wandb]"]
+EXACT = [
+    "data.index.num_train=32",
+    "data.index.num_val=16",
+    "data.index.num_test=16",
+    "data.batch_size=16",
+    "trainer.accelerator=cpu",
+    "trainer.max_epochs=8",
+    "threads=1",
+    "test=false",
+    "data.num_workers=1",
+    "regularisation.mixup_alpha=0.3",
+    "model.dropout=0.1",
+    "logger=[csv,wandb]",
+]
 
 
 def run_folders(runs: Path) -> set[Path]:
@@ -115,13 +138,18 @@ def killed_and_resumed(synthetic_root, tmp_path_factory):
     assert reference.returncode == 0, reference_err[-3000:]
     assert resumed.returncode == 0, resumed_err[-3000:]
     new = run_folders(runs) - taken
-    return {"runs": runs, "new": new, "folder": folder, "reference": next(iter(new - {folder}), None),
-            "killed_at": killed_at}
+    return {
+        "runs": runs,
+        "new": new,
+        "folder": folder,
+        "reference": next(iter(new - {folder}), None),
+        "killed_at": killed_at,
+    }
 
 
 def test_two_runs_started_at_once_get_their_own_folders(killed_and_resumed):
     assert len(killed_and_resumed["new"]) == 2  # the reference and the killed run; the resume made none
-    assert all("_" in f.name[len("2026-12-03_10-00-00"):] for f in killed_and_resumed["new"])  # suffixed names
+    assert all("_" in f.name[len("2026-12-03_10-00-00") :] for f in killed_and_resumed["new"])  # suffixed names
 
 
 def test_a_killed_run_resumed_ends_with_the_weights_of_the_uninterrupted_run(killed_and_resumed):
@@ -135,22 +163,30 @@ def test_the_resumed_run_continues_its_history_logs_best_score_and_wandb_run(kil
     import csv
 
     ref, folder = killed_and_resumed["reference"], killed_and_resumed["folder"]
+
     def history(run):  # each epoch's row, timings (perf/*) aside; train/unreadable: see docs/resume.md
-        return [{k: v for k, v in row.items() if not k.startswith("perf/") and k != "train/unreadable"}
-                for row in json.loads((run / "history.json").read_text())]
+        return [
+            {k: v for k, v in row.items() if not k.startswith("perf/") and k != "train/unreadable"}
+            for row in json.loads((run / "history.json").read_text())
+        ]
+
     assert [row["epoch"] for row in history(folder)] == list(range(8))
     assert history(folder) == history(ref)
 
     def rows(run):  # (step, epoch, metric names) of each CSV row
         with (run / "csv" / "metrics.csv").open() as file:
-            return [(r["step"], r["epoch"], sorted(k for k, v in r.items() if v and "/" in k and "clips_per_s" not in k))
-                    for r in csv.DictReader(file)]
+            return [
+                (r["step"], r["epoch"], sorted(k for k, v in r.items() if v and "/" in k and "clips_per_s" not in k))
+                for r in csv.DictReader(file)
+            ]
+
     assert rows(folder) == rows(ref)  # no epoch lost or logged twice
 
     def best(run):
         callbacks = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["callbacks"]
         state = next(v for k, v in callbacks.items() if k.startswith("ModelCheckpoint"))
         return float(state["best_model_score"]), Path(state["best_model_path"]).name
+
     assert best(folder) == best(ref)
     offline = sorted((folder / "wandb").glob("offline-run-*"))
     assert len(offline) == 2 and len({p.name.rsplit("-", 1)[1] for p in offline}) == 1  # two starts, one run id
@@ -189,5 +225,7 @@ def test_resume_repeats_the_runs_overrides_in_its_folder(tmp_path):
     # ckpt_path= a run's last.ckpt continues in that folder; another checkpoint branches off into a new one
     assert resume_arguments(["train.py", f"ckpt_path={run}/checkpoints/last.ckpt"])[-1] == f'hydra.run.dir="{run}"'
     (run / "checkpoints" / "epoch001.ckpt").write_bytes(b"")
-    assert resume_arguments(["train.py", f"ckpt_path={run}/checkpoints/epoch001.ckpt"]) == \
-        ["train.py", f"ckpt_path={run}/checkpoints/epoch001.ckpt"]
+    assert resume_arguments(["train.py", f"ckpt_path={run}/checkpoints/epoch001.ckpt"]) == [
+        "train.py",
+        f"ckpt_path={run}/checkpoints/epoch001.ckpt",
+    ]

@@ -39,27 +39,32 @@ def fake_slurm(bin_dir: Path, log: Path) -> None:
         (bin_dir / name).chmod(stat.S_IRWXU)
 
 
-def submit(tmp_path: Path, overrides: list[str], sweep: list[list[str]], task_function, monkeypatch,
-           sweep_dir: bool = True) -> list[str]:
+def submit(
+    tmp_path: Path, overrides: list[str], sweep: list[list[str]], task_function, monkeypatch, sweep_dir: bool = True
+) -> list[str]:
     """Compose `-m hydra/launcher=slurm <overrides>`, and let the real launcher submit `sweep` (one list of
     overrides per job) through submitit to the fake sbatch. Returns the sbatch scripts."""
+    import submitit
     from hydra._internal.callbacks import Callbacks
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.utils import create_config_search_path
     from hydra.types import HydraContext
-    import submitit
 
     fake_slurm(tmp_path / "bin", tmp_path / "scontrol.log")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     # the submitting process waits for the jobs' results: there are none here
     monkeypatch.setattr(submitit.core.core.Job, "results", lambda self: [None])
     fixed = [f"hydra.sweep.dir={tmp_path / 'sweep'}"] if sweep_dir else []  # else: outputs/.../multiruns/<time>
-    cfg = compose_config("train", ["hydra/launcher=slurm", "hydra.mode=MULTIRUN", *fixed,
-                                   "hydra.job.name=train", *overrides])  # train.py's job name
+    cfg = compose_config(
+        "train", ["hydra/launcher=slurm", "hydra.mode=MULTIRUN", *fixed, "hydra.job.name=train", *overrides]
+    )  # train.py's job name
     launcher = instantiate(cfg.hydra.launcher)
     loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF)))
-    launcher.setup(hydra_context=HydraContext(config_loader=loader, callbacks=Callbacks(cfg)),
-                   task_function=task_function, config=cfg)
+    launcher.setup(
+        hydra_context=HydraContext(config_loader=loader, callbacks=Callbacks(cfg)),
+        task_function=task_function,
+        config=cfg,
+    )
     task = OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)  # as typed: `${...}` kept
     launcher.launch([task + job for job in sweep], initial_job_idx=0)
     return [p.read_text() for p in sorted(tmp_path.glob("sbatch_*.sh"))]
@@ -68,24 +73,50 @@ def submit(tmp_path: Path, overrides: list[str], sweep: list[list[str]], task_fu
 def test_slurm_preset_gives_sbatch_nodes_gpus_tasks_and_the_requeue_signal(tmp_path, monkeypatch):
     """`-m seed=0,1 hydra/launcher=slurm trainer=ddp trainer.devices=4 trainer.num_nodes=2` + the account keys:
     one array of 2 jobs, each 2 nodes x 4 GPUs with one task per GPU, SIGUSR1 before the limit, requeue on."""
-    scripts = submit(tmp_path, ["trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
-                                "hydra.launcher.partition=gpu", "hydra.launcher.account=vivit",
-                                "hydra.launcher.mem_gb=256", "hydra.launcher.cpus_per_task=8",
-                                "hydra.launcher.timeout_min=600"],
-                     [["seed=0"], ["seed=1"]], print, monkeypatch)
+    scripts = submit(
+        tmp_path,
+        [
+            "trainer=ddp",
+            "trainer.devices=4",
+            "trainer.num_nodes=2",
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.account=vivit",
+            "hydra.launcher.mem_gb=256",
+            "hydra.launcher.cpus_per_task=8",
+            "hydra.launcher.timeout_min=600",
+        ],
+        [["seed=0"], ["seed=1"]],
+        print,
+        monkeypatch,
+    )
     assert len(scripts) == 1  # one array for the sweep
-    flags = {line.split("=", 1)[0]: line.split("=", 1)[1] if "=" in line else True
-             for line in scripts[0].splitlines() if line.startswith("#SBATCH ")}
+    flags = {
+        line.split("=", 1)[0]: line.split("=", 1)[1] if "=" in line else True
+        for line in scripts[0].splitlines()
+        if line.startswith("#SBATCH ")
+    }
     print("\n".join(line for line in scripts[0].splitlines() if line.startswith("#SBATCH ")))
-    expected = {"--nodes": "2", "--gpus-per-node": "4", "--ntasks-per-node": "4", "--cpus-per-task": "8",
-                "--mem": "256GB", "--time": "600", "--partition": "gpu", "--account": "vivit",
-                "--signal": "USR1@120", "--requeue": True, "--array": "0-1%2"}
+    expected = {
+        "--nodes": "2",
+        "--gpus-per-node": "4",
+        "--ntasks-per-node": "4",
+        "--cpus-per-task": "8",
+        "--mem": "256GB",
+        "--time": "600",
+        "--partition": "gpu",
+        "--account": "vivit",
+        "--signal": "USR1@120",
+        "--requeue": True,
+        "--array": "0-1%2",
+    }
     assert {f"#SBATCH {k}": v for k, v in expected.items()}.items() <= flags.items()
     assert "srun --unbuffered" in scripts[0] and "-m submitit.core._submit" in scripts[0]
     # Lightning's SLURM environment, with the requeue on the same signal as sbatch's --signal
     cfg = compose_config("train", ["hydra/launcher=slurm", "trainer=ddp"])
     environment = instantiate(cfg.trainer.plugins.cluster_environment)
-    assert cfg.trainer.plugins.checkpoint_io._target_ == "vivit.weights.lightning.AtomicCheckpointIO"  # added, not replaced
+    assert (
+        cfg.trainer.plugins.checkpoint_io._target_ == "vivit.weights.lightning.AtomicCheckpointIO"
+    )  # added, not replaced
     assert type(environment).__name__ == "SLURMEnvironment" and environment.auto_requeue
     assert environment.requeue_signal.name == "SIG" + flags["#SBATCH --signal"].split("@")[0]
 
@@ -100,34 +131,74 @@ def run_on_node(folder: Path, job: str, cwd: Path, restart: int, bin_dir: Path) 
     """What srun runs on the node for job `job` (`<id>` or an array task `<id>_<task>`; 1 node x 1 process),
     on attempt `restart`."""
     array_id, _, task_id = job.partition("_")
-    slurm = {"SLURM_JOB_ID": array_id, "SLURM_JOB_NAME": "train", "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1",
-             "SLURM_JOB_NUM_NODES": "1", "SLURM_NNODES": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
-             "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost", "SLURM_RESTART_COUNT": str(restart),
-             "SUBMITIT_EXECUTOR": "slurm"}
+    slurm = {
+        "SLURM_JOB_ID": array_id,
+        "SLURM_JOB_NAME": "train",
+        "SLURM_NTASKS": "1",
+        "SLURM_NTASKS_PER_NODE": "1",
+        "SLURM_JOB_NUM_NODES": "1",
+        "SLURM_NNODES": "1",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+        "SLURM_NODELIST": "localhost",
+        "SLURM_RESTART_COUNT": str(restart),
+        "SUBMITIT_EXECUTOR": "slurm",
+    }
     if task_id:
-        slurm.update(SLURM_JOB_ID=str(int(array_id) + 1 + int(task_id)), SLURM_ARRAY_JOB_ID=array_id,
-                     SLURM_ARRAY_TASK_ID=task_id)
-    env = {**os.environ, **slurm, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT),
-           "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-u", "-m", "submitit.core._submit", str(folder)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+        slurm.update(
+            SLURM_JOB_ID=str(int(array_id) + 1 + int(task_id)), SLURM_ARRAY_JOB_ID=array_id, SLURM_ARRAY_TASK_ID=task_id
+        )
+    env = {
+        **os.environ,
+        **slurm,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "WANDB_MODE": "disabled",
+        "HF_HUB_OFFLINE": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-u", "-m", "submitit.core._submit", str(folder)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_ckpt(synthetic_root, tmp_path,
-                                                                                      monkeypatch):
+def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_ckpt(
+    synthetic_root, tmp_path, monkeypatch
+):
     """Attempt 0 gets SLURM's timeout signal after epoch 0 (of 2): Lightning requeues (scontrol), the run saves
     last.ckpt and exits 143. Attempt 1 (SLURM_RESTART_COUNT=1) runs the same submission in the same folder,
     resumes from that last.ckpt and finishes epoch 1 only."""
     from vivit.tasks.train import job
 
-    submit(tmp_path, [f"data.root={synthetic_root}", *SMALL_DATA, "logger=none", "trainer.accelerator=cpu",
-                      "trainer.devices=1", "trainer.max_epochs=2", "threads=1", "test=false",
-                      "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
-                      "trainer.num_sanity_val_steps=0",
-                      "callbacks.curves=null", "callbacks.rich_progress_bar=null", "callbacks.throughput=null",
-                      "+callbacks.signal._target_=tests.ddp_probe.SignalAtEpochEnd",
-                      "+callbacks.signal.output_dir=${paths.output_dir}"],
-           [["seed=0"]], job, monkeypatch)
+    submit(
+        tmp_path,
+        [
+            f"data.root={synthetic_root}",
+            *SMALL_DATA,
+            "logger=none",
+            "trainer.accelerator=cpu",
+            "trainer.devices=1",
+            "trainer.max_epochs=2",
+            "threads=1",
+            "test=false",
+            "+trainer.limit_train_batches=2",
+            "+trainer.limit_val_batches=1",
+            "trainer.num_sanity_val_steps=0",
+            "callbacks.curves=null",
+            "callbacks.rich_progress_bar=null",
+            "callbacks.throughput=null",
+            "+callbacks.signal._target_=tests.ddp_probe.SignalAtEpochEnd",
+            "+callbacks.signal.output_dir=${paths.output_dir}",
+        ],
+        [["seed=0"]],
+        job,
+        monkeypatch,
+    )
     job, folder = JOB_ID, tmp_path / "sweep" / ".submitit" / "%j"
     assert (tmp_path / "sweep" / ".submitit" / job / f"{job}_submitted.pkl").is_file()
     job_dir = tmp_path / "sweep" / "0"
@@ -153,8 +224,9 @@ def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_c
     final = torch.load(job_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert final["epoch"] == 1 and final["global_step"] == 4
     assert json.loads((job_dir / "metrics.json").read_text())["output_dir"] == str(job_dir)
-    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == [".submitit", "0", "multirun.yaml"] or \
-        sorted(p.name for p in (tmp_path / "sweep").iterdir()) == [".submitit", "0"]
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == [".submitit", "0", "multirun.yaml"] or sorted(
+        p.name for p in (tmp_path / "sweep").iterdir()
+    ) == [".submitit", "0"]
 
 
 def test_under_slurm_srun_starts_the_ranks_and_lightning_spawns_none(tmp_path, monkeypatch):
@@ -170,19 +242,40 @@ def test_under_slurm_srun_starts_the_ranks_and_lightning_spawns_none(tmp_path, m
 
     from vivit.runtime.ranks import JobRankLauncher, start_ranks_from_job
 
-    slurm = {"SLURM_JOB_ID": JOB_ID, "SLURM_JOB_NAME": "train", "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2",
-             "SLURM_JOB_NUM_NODES": "1", "SLURM_NNODES": "1", "SLURM_PROCID": "1", "SLURM_LOCALID": "1",
-             "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}
+    slurm = {
+        "SLURM_JOB_ID": JOB_ID,
+        "SLURM_JOB_NAME": "train",
+        "SLURM_NTASKS": "2",
+        "SLURM_NTASKS_PER_NODE": "2",
+        "SLURM_JOB_NUM_NODES": "1",
+        "SLURM_NNODES": "1",
+        "SLURM_PROCID": "1",
+        "SLURM_LOCALID": "1",
+        "SLURM_NODEID": "0",
+        "SLURM_NODELIST": "localhost",
+    }
     for key, value in slurm.items():
         monkeypatch.setenv(key, value)
-    cfg = compose_config("train", ["hydra/launcher=slurm", "hydra.mode=MULTIRUN", "trainer=ddp",
-                                   "trainer.accelerator=cpu", "trainer.devices=2", "logger=none"], output_dir=tmp_path)
+    cfg = compose_config(
+        "train",
+        [
+            "hydra/launcher=slurm",
+            "hydra.mode=MULTIRUN",
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "logger=none",
+        ],
+        output_dir=tmp_path,
+    )
     assert HydraConfig.initialized()
     trainer = build_trainer(cfg.trainer, callbacks=[], logger=False)
     assert trainer.global_rank == 1 and trainer.world_size == 2  # from SLURM's variables
     start_ranks_from_job(trainer, cfg)
     assert not isinstance(trainer.strategy.launcher, JobRankLauncher)
-    assert trainer.strategy.launcher is None or trainer.strategy.launcher.cluster_environment.creates_processes_externally
+    assert (
+        trainer.strategy.launcher is None or trainer.strategy.launcher.cluster_environment.creates_processes_externally
+    )
     assert not (tmp_path / ".hydra" / "ranks.yaml").exists()
 
 

@@ -17,15 +17,31 @@ def test_optuna_preset_composes_with_the_search_space(tmp_path):
     assert sweeper._target_ == "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
     assert sweeper.direction == "maximize" and cfg.optimized_metric == "val/top1"
     assert sweeper.params["optim.optimizer.lr"] == "tag(log, interval(1e-3, 1.0))"
-    assert {"regularisation.label_smoothing", "regularisation.mixup_alpha", "model.drop_path_rate"} <= set(sweeper.params)
+    assert {"regularisation.label_smoothing", "regularisation.mixup_alpha", "model.drop_path_rate"} <= set(
+        sweeper.params
+    )
 
 
 def test_two_trial_optuna_sweep_runs_and_reports_the_best_value(synthetic_root, tmp_path):
     result = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "+sweep=optuna_lr_reg", "hydra.sweeper.n_trials=2", "debug=fdr",
-         f"data.root={synthetic_root}", *SMALL_DATA, "data.cache_decoded=false",  # fdr reads 1 batch
-         "logger=none", "trainer.accelerator=cpu",
-         f"hydra.sweep.dir={tmp_path}"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "+sweep=optuna_lr_reg",
+            "hydra.sweeper.n_trials=2",
+            "debug=fdr",
+            f"data.root={synthetic_root}",
+            *SMALL_DATA,
+            "data.cache_decoded=false",  # fdr reads 1 batch
+            "logger=none",
+            "trainer.accelerator=cpu",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
     assert 0.0 <= best["best_value"] <= 1.0

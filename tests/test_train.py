@@ -64,8 +64,9 @@ def test_training_writes_checkpoints_metrics_and_curves(trained_run):
 
 def test_eval_reproduces_the_validation_top1_of_the_run(trained_run, tmp_path):
     out, summary = trained_run
-    cfg = compose_config("eval", [f"ckpt_path={summary['checkpoint']}", "split=val", "trainer.accelerator=cpu"],
-                         output_dir=tmp_path)
+    cfg = compose_config(
+        "eval", [f"ckpt_path={summary['checkpoint']}", "split=val", "trainer.accelerator=cpu"], output_dir=tmp_path
+    )
     # model and data come from the checkpoint: the composed defaults (full-size synthetic set) are replaced
     result = evaluate(cfg, overrides=[f"ckpt_path={summary['checkpoint']}", "split=val"])
     assert result["val"]["val/top1"] == pytest.approx(summary["val"]["val/top1"], abs=1e-6)
@@ -83,20 +84,25 @@ def test_eval_multi_view_test_and_key_override_on_saved_data(trained_run, tmp_pa
 
 
 def test_bad_shapes_fail_before_training_with_the_config_key(synthetic_root, tmp_path):
-    cfg = compose_config("train", ["debug=fdr", *small_overrides(synthetic_root), "model.num_frames=7"],
-                         output_dir=tmp_path)
+    cfg = compose_config(
+        "train", ["debug=fdr", *small_overrides(synthetic_root), "model.num_frames=7"], output_dir=tmp_path
+    )
     with pytest.raises(ConfigError, match=r"model.num_frames=7"):
         train(cfg)
-    cfg = compose_config("train", ["debug=fdr", *small_overrides(synthetic_root), "model.img_size=36"],
-                         output_dir=tmp_path)
+    cfg = compose_config(
+        "train", ["debug=fdr", *small_overrides(synthetic_root), "model.img_size=36"], output_dir=tmp_path
+    )
     with pytest.raises(ConfigError, match=r"model.img_size=36"):
         train(cfg)
 
 
 def test_unknown_dataset_root_is_a_one_line_error(tmp_path):
     missing = tmp_path / "no_such_dataset"
-    cfg = compose_config("train", ["debug=fdr", "data=folder", f"data.root={missing}", "data.num_classes=3",
-                                   "logger=none"], output_dir=tmp_path / "out")
+    cfg = compose_config(
+        "train",
+        ["debug=fdr", "data=folder", f"data.root={missing}", "data.num_classes=3", "logger=none"],
+        output_dir=tmp_path / "out",
+    )
     with pytest.raises(ConfigError) as error:
         train(cfg)
     assert str(missing) in str(error.value) and "\n" not in str(error.value)
@@ -109,8 +115,9 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_cli_train_fast_dev_run_and_eval_errors(synthetic_root, tmp_path):
     out = tmp_path / "outputs"
-    result = run_cli(str(ROOT / "train.py"), "debug=fdr", *small_overrides(synthetic_root),
-                     f"paths.log_dir={out}", cwd=tmp_path)
+    result = run_cli(
+        str(ROOT / "train.py"), "debug=fdr", *small_overrides(synthetic_root), f"paths.log_dir={out}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = list(out.glob("debug/runs/*/metrics.json"))
     assert len(metrics) == 1, "the run must write into its own Hydra output folder under paths.log_dir"
@@ -127,8 +134,15 @@ def test_cli_train_fast_dev_run_and_eval_errors(synthetic_root, tmp_path):
 
 def test_multirun_jobs_get_their_own_folders(synthetic_root, tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(str(ROOT / "train.py"), "-m", "debug=fdr", *small_overrides(synthetic_root), "model.depth=1,2",
-                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    result = run_cli(
+        str(ROOT / "train.py"),
+        "-m",
+        "debug=fdr",
+        *small_overrides(synthetic_root),
+        "model.depth=1,2",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.parent.name for p in sweep.glob("*/metrics.json")) == ["0", "1"]
 
@@ -150,8 +164,10 @@ def test_model_init_loads_an_image_vit_before_training(synthetic_root, tmp_path)
     assert torch.equal(net.patch_embed.proj.weight[:, :, 1], vit.patch_embed.proj.weight)  # central frame of t=2
     assert not net.patch_embed.proj.weight[:, :, 0].any()
     with pytest.raises(ConfigError, match="model.init"):
-        build(compose_config("train", [*overrides[:-1], f"model.init={tmp_path / 'missing.pth'}"],
-                             output_dir=tmp_path), "fit")
+        build(
+            compose_config("train", [*overrides[:-1], f"model.init={tmp_path / 'missing.pth'}"], output_dir=tmp_path),
+            "fit",
+        )
 
 
 def test_eval_saves_per_video_predictions(trained_run, tmp_path):

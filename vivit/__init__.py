@@ -1,18 +1,19 @@
-"""ViViT in PyTorch, with Lightning + Hydra experiments. One subpackage per concern; arrows run one way:
+"""ViViT in PyTorch, with Lightning + Hydra experiments. One subpackage ("room") per concern; arrows run one way
+(each room's docstring says what it may import; tests/test_architecture.py holds the code to it):
 
-    common      atomic file writes, the one torch.load, the choice checker         imports nothing of the project
-    models      the four variants, the zoo of variant x size, FLOPs                 common
-    datamodules annotations -> records -> frames -> clips (the repo's datamodules/)  common
-    weights     checkpoints, image-ViT initialisation, converters, export           models, common
-    tracking    loggers, dashboards, console                                        models, datamodules, common
-    evaluation  whole-split metrics, reports, dataset hooks, predictions            tracking, datamodules, common
-    training    the LightningModule, callbacks, seeding                             evaluation, models, common
-    runtime     config composition, errors, preflight, ranks, SLURM, run folders    weights, tracking, models, common
-    tasks       train, evaluate, predict: short functions over the rooms; the one way in   everything above
-    experiments the paper's tables and the sweep collector (the repo's experiments/)   models, common
+    tasks        train, evaluate, predict, build, the one way in            every room
+    runtime      config composition, errors, preflight, ranks, SLURM, runs  weights, models, common
+    training     the LightningModule, callbacks, seeding                    evaluation, models, common
+    evaluation   metrics, the whole-split evaluation, reports               tracking, datamodules, common
+    tracking     W&B, continued logs, dashboards, console                   models, datamodules, common
+    weights      checkpoints, image-ViT init, converters, export            models, common
+    experiments  the paper's tables, the sweep collector (repo experiments/)  models, weights, common
+    datamodules  annotations -> records -> frames -> clips (repo datamodules/)  common
+    models       the four variants, the zoo of variant x size, FLOPs        common
+    common       atomic files, the one torch.load, the choice checker       nothing of the project
 
-The public API: `load_checkpoint` (a ready model from a checkpoint), `predict` (top-k class names of videos) and
-`vivit.models.create_model`.
+The top-level modules are the public API (`load_checkpoint`, `predict`; `vivit.models.create_model`) and the tool
+commands `python -m vivit.convert | flops | export`.
 """
 
 from vivit.weights.checkpoint import load_checkpoint

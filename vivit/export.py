@@ -7,18 +7,28 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 import torch
-from collections.abc import Sequence
 
 from vivit.weights import export as exporting
 from vivit.weights.checkpoint import load_checkpoint
-from vivit.weights.export import example_clip, export_onnx, export_program, max_difference, missing_onnx_packages, onnx_outputs
+from vivit.weights.export import (
+    example_clip,
+    export_onnx,
+    export_program,
+    max_difference,
+    missing_onnx_packages,
+    onnx_outputs,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m vivit.export", description=exporting.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m vivit.export",
+        description=exporting.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("ckpt", help="a train.py checkpoint or a converted file")
     parser.add_argument("out", help="the torch.export program to write (.pt2)")
     parser.add_argument("--onnx", help="also write an ONNX file here (needs onnx and onnxscript)")
@@ -28,8 +38,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.onnx:
         missing = missing_onnx_packages()
         if missing:
-            sys.exit(f"error: --onnx needs {', '.join(missing)}: pip install -r requirements-export.txt "
-                     "(or pip install .[export])")
+            sys.exit(
+                f"error: --onnx needs {', '.join(missing)}: pip install -r requirements-export.txt "
+                "(or pip install .[export])"
+            )
     try:
         model = load_checkpoint(args.ckpt)
     except (ValueError, FileNotFoundError) as error:

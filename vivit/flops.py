@@ -27,8 +27,12 @@ __all__ = ["build_meta_model", "compose_model_config", "config_stats", "count_ma
 def config_stats(name: str, overrides: Sequence[str] = (), num_classes: int = 400) -> dict[str, Any]:
     """Parameters, GFLOPs per view and geometry of the model config `name` with `key=value` overrides."""
     cfg = OmegaConf.to_container(compose_model_config(name, overrides), resolve=True)
-    return {"model": name, "overrides": list(overrides), "num_classes": num_classes,
-            **model_stats(build_meta_model({**cfg, "num_classes": num_classes}))}
+    return {
+        "model": name,
+        "overrides": list(overrides),
+        "num_classes": num_classes,
+        **model_stats(build_meta_model({**cfg, "num_classes": num_classes})),
+    }
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -50,11 +54,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vivit.flops",
         description="Parameters and GFLOPs per view of model configs (the zoo's vivit_<size>_<variant> and "
-                    "conf/model/<NAME>.yaml).",
+        "conf/model/<NAME>.yaml).",
         epilog=CONVENTION,
     )
-    parser.add_argument("items", nargs="*", metavar="NAME|key=value",
-                        help="model config names, and key=value overrides applied to every one (e.g. img_size=288)")
+    parser.add_argument(
+        "items",
+        nargs="*",
+        metavar="NAME|key=value",
+        help="model config names, and key=value overrides applied to every one (e.g. img_size=288)",
+    )
     parser.add_argument("--num-classes", type=int, default=400, help="classes of the head (default: 400, K400)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per model instead of a table")
     parser.add_argument("--list", action="store_true", help="print every model config name and exit")

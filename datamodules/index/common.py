@@ -13,8 +13,9 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from vivit.common.files import write_atomically
 
@@ -89,14 +90,26 @@ class RecordCache:
         self.dir = None if cache_dir is False else Path(cache_dir) if cache_dir else default_cache_dir()
         self.hits = 0  # loads served from the cache (for tests and logs)
 
-    def get(self, name: str, inputs: Iterable[Path], params: Mapping[str, Any], build: Callable[[], Any],
-            load: Callable[[Any], Any] = lambda value: value, dump: Callable[[Any], Any] = lambda value: value) -> Any:
+    def get(
+        self,
+        name: str,
+        inputs: Iterable[Path],
+        params: Mapping[str, Any],
+        build: Callable[[], Any],
+        load: Callable[[Any], Any] = lambda value: value,
+        dump: Callable[[Any], Any] = lambda value: value,
+    ) -> Any:
         """`build()`, or its earlier result from the cache. `dump` turns a result into JSON-able data, `load`
         turns that back (and raises one of `BAD_VALUE` when the data is not what `dump` makes)."""
         if self.dir is None:
             return build()
-        key = json.loads(json.dumps({"v": CACHE_VERSION, "params": params,
-                                     "inputs": [_stat_key(Path(p)) for p in inputs]}, sort_keys=True, default=str))
+        key = json.loads(
+            json.dumps(
+                {"v": CACHE_VERSION, "params": params, "inputs": [_stat_key(Path(p)) for p in inputs]},
+                sort_keys=True,
+                default=str,
+            )
+        )
         digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
         path = self.dir / f"{name}-{digest}{self.SUFFIX}"
         try:
@@ -189,8 +202,7 @@ class ReleaseIndex:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
         if split not in self._records:
             self.prepare()
-            params = {"index": type(self).__name__, "root": str(self.root.resolve()), "split": split,
-                      **self.params()}
+            params = {"index": type(self).__name__, "root": str(self.root.resolve()), "split": split, **self.params()}
 
             def build() -> tuple[list[VideoRecord], int, int]:
                 records, missing = self.build(split)
@@ -204,15 +216,23 @@ class ReleaseIndex:
                 columns, missing, total = value
                 return unpack(columns), int(missing), int(total)
 
-            records, missing, total = self.cache.get(f"{self.cache_name()}-{split}", self.split_inputs(split),
-                                                     params, build, load=load, dump=dump)
+            records, missing, total = self.cache.get(
+                f"{self.cache_name()}-{split}", self.split_inputs(split), params, build, load=load, dump=dump
+            )
             self.missing[split] = missing
             if missing:  # reported once per split and process
-                log.warning("%s %s: %d of %d annotated clips have no video on disk and are skipped",
-                            self.name, split, missing, total)
+                log.warning(
+                    "%s %s: %d of %d annotated clips have no video on disk and are skipped",
+                    self.name,
+                    split,
+                    missing,
+                    total,
+                )
             if not records:
-                raise ValueError(f"{self.name} {split}: none of the {total} annotated clips has a video under "
-                                 f"{self.root} (expected {self.layout})")
+                raise ValueError(
+                    f"{self.name} {split}: none of the {total} annotated clips has a video under "
+                    f"{self.root} (expected {self.layout})"
+                )
             self._records[split] = records
         return self._records[split]
 
@@ -270,9 +290,11 @@ class LabelCheck:
 
     def check(self) -> None:
         if self.labelled and self.empty:
-            raise ValueError(f"{self.path}:{self.locate(self.empty[0])}: no label, but {self.labelled} other rows "
-                             f"of this labelled split have one ({len(self.empty)} rows without a label); label every "
-                             "row, or none for an unlabelled split")
+            raise ValueError(
+                f"{self.path}:{self.locate(self.empty[0])}: no label, but {self.labelled} other rows "
+                f"of this labelled split have one ({len(self.empty)} rows without a label); label every "
+                "row, or none for an unlabelled split"
+            )
 
 
 def json_entry_lines(text: str) -> list[int]:

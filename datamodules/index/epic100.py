@@ -64,12 +64,21 @@ class EpicKitchens100(ReleaseIndex):
     name = "EPIC-KITCHENS-100"
     combined_heads = {"action": ("noun", "verb")}  # an action is a (verb, noun) pair, scored jointly
     submission_file = "epic100_submission_{split}.json"
-    layout = ("<root>/PXX/rgb_frames/PXX_YY/frame_%010d.jpg (source=frames) or <root>/PXX/videos/PXX_YY.MP4 "
-              "(source=videos), annotations from epic-kitchens-100-annotations (EPIC_100_*.csv)")
+    layout = (
+        "<root>/PXX/rgb_frames/PXX_YY/frame_%010d.jpg (source=frames) or <root>/PXX/videos/PXX_YY.MP4 "
+        "(source=videos), annotations from epic-kitchens-100-annotations (EPIC_100_*.csv)"
+    )
 
-    def __init__(self, root: str | Path, source: str = "frames", annotations: str | Path | None = None,
-                 train: str = "EPIC_100_train.csv", val: str = "EPIC_100_validation.csv",
-                 test: str = "EPIC_100_validation.csv", cache_dir: str | Path | bool | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        source: str = "frames",
+        annotations: str | Path | None = None,
+        train: str = "EPIC_100_train.csv",
+        val: str = "EPIC_100_validation.csv",
+        test: str = "EPIC_100_validation.csv",
+        cache_dir: str | Path | bool | None = None,
+    ) -> None:
         super().__init__(root, cache_dir)
         if source not in SOURCES:
             raise ValueError(f"EPIC-KITCHENS source must be 'frames' or 'videos', got {source!r}")
@@ -89,12 +98,19 @@ class EpicKitchens100(ReleaseIndex):
     def annotation_dirs(self) -> list[Path]:
         if self.annotations is not None:
             return [self.annotations]
-        return [self.root / "epic-kitchens-100-annotations", self.root / "annotations", self.root,
-                self.root.parent / "epic-kitchens-100-annotations"]
+        return [
+            self.root / "epic-kitchens-100-annotations",
+            self.root / "annotations",
+            self.root,
+            self.root.parent / "epic-kitchens-100-annotations",
+        ]
 
     def annotation_file(self, name: str) -> Path:
-        return find_file([folder / name for folder in self.annotation_dirs()], f"EPIC-KITCHENS-100 {name}",
-                         "clone epic-kitchens-100-annotations there or set data.index.annotations=/path/to/it")
+        return find_file(
+            [folder / name for folder in self.annotation_dirs()],
+            f"EPIC-KITCHENS-100 {name}",
+            "clone epic-kitchens-100-annotations there or set data.index.annotations=/path/to/it",
+        )
 
     def participant_dirs(self) -> list[Path]:
         """PXX/rgb_frames (or PXX/videos) of every participant on disk: what the records depend on."""
@@ -131,8 +147,10 @@ class EpicKitchens100(ReleaseIndex):
         with path.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             if not {"video_id", "start_frame", "stop_frame"} <= set(reader.fieldnames or []):
-                raise ValueError(f"{path}: expected the EPIC-KITCHENS-100 header with video_id, start_frame and "
-                                 f"stop_frame columns, got {reader.fieldnames}")
+                raise ValueError(
+                    f"{path}: expected the EPIC-KITCHENS-100 header with video_id, start_frame and "
+                    f"stop_frame columns, got {reader.fieldnames}"
+                )
             labelled_file = bool({"noun_class", "verb_class"} & set(reader.fieldnames))
             sizes = {head: len(names) for head, names in self.classes.items()} if labelled_file else {}
             for row in reader:
@@ -156,8 +174,10 @@ class EpicKitchens100(ReleaseIndex):
         for head, size in sizes.items():
             value = row[f"{head}_class"].strip()
             if not value.isdigit() or int(value) >= size:
-                raise ValueError(f"{where}: {head}_class {value!r} is not one of the {size} {head} classes "
-                                 f"(0..{size - 1} of EPIC_100_{head}_classes.csv)")
+                raise ValueError(
+                    f"{where}: {head}_class {value!r} is not one of the {size} {head} classes "
+                    f"(0..{size - 1} of EPIC_100_{head}_classes.csv)"
+                )
 
     def _list(self, folder: Path) -> dict[str, str]:
         if self.source == "videos":
@@ -174,10 +194,19 @@ class EpicKitchens100(ReleaseIndex):
         if row.get("noun_class") not in (None, "") and row.get("verb_class") not in (None, ""):
             label = {"noun": int(row["noun_class"]), "verb": int(row["verb_class"])}
         if self.source == "frames":
-            return VideoRecord(path=path, label=label, id=row["narration_id"], start=start, end=stop, fps=fps,
-                               frame_template=FRAME_TEMPLATE, first_index=1)
-        return VideoRecord(path=path, label=label, id=row["narration_id"], start=(start - 1) / fps, end=stop / fps,
-                           fps=fps)
+            return VideoRecord(
+                path=path,
+                label=label,
+                id=row["narration_id"],
+                start=start,
+                end=stop,
+                fps=fps,
+                frame_template=FRAME_TEMPLATE,
+                first_index=1,
+            )
+        return VideoRecord(
+            path=path, label=label, id=row["narration_id"], start=(start - 1) / fps, end=stop / fps, fps=fps
+        )
 
     # -- what the evaluation reports (vivit.evaluation.split) -----------------------------------------------------
 
@@ -185,8 +214,11 @@ class EpicKitchens100(ReleaseIndex):
         """The official action-recognition breakdown of labelled `records`: all segments (overall), the segments of
         unseen participants, and tail classes (verb metrics on segments of a tail verb, noun metrics on those of a
         tail noun, actions on segments of either, as the official evaluation script masks them)."""
-        unseen_file = ("EPIC_100_unseen_participant_ids_test.csv" if "test" in self.files[split]
-                       else "EPIC_100_unseen_participant_ids_validation.csv")
+        unseen_file = (
+            "EPIC_100_unseen_participant_ids_test.csv"
+            if "test" in self.files[split]
+            else "EPIC_100_unseen_participant_ids_validation.csv"
+        )
         unseen = {row.strip() for row in self.annotation_file(unseen_file).read_text().splitlines()[1:] if row.strip()}
         tail_verbs = set(read_class_column(self.annotation_file("EPIC_100_tail_verbs.csv"), "verb"))
         tail_nouns = set(read_class_column(self.annotation_file("EPIC_100_tail_nouns.csv"), "noun"))
@@ -204,16 +236,21 @@ class EpicKitchens100(ReleaseIndex):
         """The challenge's supervision levels must be stated (eval.submission.*), integers 0-5."""
         missing = [f"eval.submission.{key}" for key in SUPERVISION_LEVELS if options.get(key) is None]
         if missing:
-            raise ValueError(f"{', '.join(missing)}: set the supervision levels (integers 0-5) for the "
-                             "EPIC-KITCHENS challenge submission")
+            raise ValueError(
+                f"{', '.join(missing)}: set the supervision levels (integers 0-5) for the "
+                "EPIC-KITCHENS challenge submission"
+            )
         for key in SUPERVISION_LEVELS:
             level = options[key]
             if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 5:
-                raise ValueError(f"eval.submission.{key}={level!r}: the supervision levels are integers 0-5 "
-                                 "(see the EPIC-KITCHENS challenge guidelines)")
+                raise ValueError(
+                    f"eval.submission.{key}={level!r}: the supervision levels are integers 0-5 "
+                    "(see the EPIC-KITCHENS challenge guidelines)"
+                )
 
-    def submission(self, ids: Sequence[str], logits: Mapping[str, Tensor], options: Mapping[str, Any],
-                   top_actions: int = 100) -> dict:
+    def submission(
+        self, ids: Sequence[str], logits: Mapping[str, Tensor], options: Mapping[str, Any], top_actions: int = 100
+    ) -> dict:
         """The action-recognition challenge JSON (version 0.2): per narration id the softmax scores of every verb
         and noun class, and the `top_actions` best "verb,noun" pairs by the product of the two."""
         self.check_submission(options)
@@ -230,12 +267,15 @@ class EpicKitchens100(ReleaseIndex):
                 "noun": {str(c): float(s) for c, s in enumerate(p_noun[i].tolist())},
                 "action": {f"{int(f) // n_nouns},{int(f) % n_nouns}": float(s) for s, f in zip(scores, flat)},
             }
-        return {"version": "0.2", "challenge": "action_recognition", **{k: options[k] for k in SUPERVISION_LEVELS},
-                "results": results}
+        return {
+            "version": "0.2",
+            "challenge": "action_recognition",
+            **{k: options[k] for k in SUPERVISION_LEVELS},
+            "results": results,
+        }
 
 
 def read_class_column(path: Path, column: str) -> list[int]:
     """The class ids of one column of a class-list CSV (EPIC_100_tail_verbs.csv: `verb`)."""
     with Path(path).open(newline="", encoding="utf-8") as f:
         return [int(row[column]) for row in csv.DictReader(f)]
-

@@ -51,15 +51,18 @@ class Kinetics(ReleaseIndex):
         cache_dir: where the parsed index is cached (None: ~/.cache/vivit/index; False: off).
     """
 
-    def __init__(self, root: str | Path, version: int = 400, test: str = "test",
-                 cache_dir: str | Path | bool | None = None) -> None:
+    def __init__(
+        self, root: str | Path, version: int = 400, test: str = "test", cache_dir: str | Path | bool | None = None
+    ) -> None:
         self.version = int(version)
         if self.version not in ANNOTATIONS:
             raise ValueError(f"Kinetics version must be 400, 600 or 700, got {version}")
         self.name = f"Kinetics-{self.version}"
         files = " ".join(names[0] for names in ANNOTATIONS[self.version].values())
-        self.layout = (f"CVDF layout: <root>/train/<youtube_id>_<start:06d>_<end:06d>.mp4, <root>/val/, "
-                       f"<root>/test/ and <root>/annotations/ with {files}")
+        self.layout = (
+            f"CVDF layout: <root>/train/<youtube_id>_<start:06d>_<end:06d>.mp4, <root>/val/, "
+            f"<root>/test/ and <root>/annotations/ with {files}"
+        )
         super().__init__(root, cache_dir)
         if test not in ("test", "val"):
             raise ValueError(f"Kinetics test split must be 'test' or 'val', got {test!r}")
@@ -71,8 +74,11 @@ class Kinetics(ReleaseIndex):
     def annotation_file(self, split: str) -> Path:
         source = self.test if split == "test" else split
         folder = self.root / "annotations"
-        return find_file([folder / name for name in ANNOTATIONS[self.version][source]],
-                         f"{self.name} {source} annotations", self.layout)
+        return find_file(
+            [folder / name for name in ANNOTATIONS[self.version][source]],
+            f"{self.name} {source} annotations",
+            self.layout,
+        )
 
     def video_dir(self, split: str) -> Path:
         source = self.test if split == "test" else split
@@ -92,16 +98,23 @@ class Kinetics(ReleaseIndex):
             reader = csv.DictReader(f)
             fields = reader.fieldnames or []
             if "youtube_id" not in fields or "time_start" not in fields:
-                raise ValueError(f"{path}: expected the CVDF header 'label,youtube_id,time_start,time_end,split', "
-                                 f"got {','.join(fields) or 'an empty file'}")
-            return [{**{k: (v or "").strip() for k, v in row.items() if k}, "_line": str(reader.line_num)}
-                    for row in reader]
+                raise ValueError(
+                    f"{path}: expected the CVDF header 'label,youtube_id,time_start,time_end,split', "
+                    f"got {','.join(fields) or 'an empty file'}"
+                )
+            return [
+                {**{k: (v or "").strip() for k, v in row.items() if k}, "_line": str(reader.line_num)} for row in reader
+            ]
 
     # -- records --------------------------------------------------------------------------------------
 
     def split_inputs(self, split: str) -> list[Path]:
-        return [self.annotation_file("train"), self.annotation_file(split), self.video_dir(split),
-                self.root / REPLACEMENT]
+        return [
+            self.annotation_file("train"),
+            self.annotation_file(split),
+            self.video_dir(split),
+            self.root / REPLACEMENT,
+        ]
 
     def build(self, split: str) -> tuple[list[VideoRecord], int]:
         path, folder = self.annotation_file(split), self.video_dir(split)

@@ -19,14 +19,19 @@ from pathlib import Path
 from ..records import VideoRecord
 from .common import LabelCheck, ReleaseIndex, find_dir, find_file, label_index, list_videos
 
-SPLITS = {"train": ("trainingSet.csv", "training"), "val": ("validationSet.csv", "validation"),
-          "test": ("validationSet.csv", "validation")}
+SPLITS = {
+    "train": ("trainingSet.csv", "training"),
+    "val": ("validationSet.csv", "validation"),
+    "test": ("validationSet.csv", "validation"),
+}
 
 
 class MomentsInTime(ReleaseIndex):
     name = "Moments in Time"
-    layout = ("<root>/moments_categories.txt, <root>/trainingSet.csv, <root>/validationSet.csv, "
-              "<root>/training/<class>/*.mp4, <root>/validation/<class>/*.mp4")
+    layout = (
+        "<root>/moments_categories.txt, <root>/trainingSet.csv, <root>/validationSet.csv, "
+        "<root>/training/<class>/*.mp4, <root>/validation/<class>/*.mp4"
+    )
 
     def categories_file(self) -> Path:
         return find_file([self.root / "moments_categories.txt"], "Moments in Time categories", self.layout)
@@ -51,8 +56,10 @@ class MomentsInTime(ReleaseIndex):
 
     def split_files(self, split: str) -> tuple[Path, Path]:
         annotations, videos = SPLITS[split]
-        return (find_file([self.root / annotations], f"Moments in Time {split} annotations", self.layout),
-                find_dir([self.root / videos], f"Moments in Time {split} videos", self.layout))
+        return (
+            find_file([self.root / annotations], f"Moments in Time {split} annotations", self.layout),
+            find_dir([self.root / videos], f"Moments in Time {split} videos", self.layout),
+        )
 
     def split_inputs(self, split: str) -> list[Path]:
         path, folder = self.split_files(split)
@@ -72,8 +79,9 @@ class MomentsInTime(ReleaseIndex):
                 if not row:
                     continue
                 if len(row) < 2:
-                    raise ValueError(f"{path}:{reader.line_num}: expected 'filename,label,positive,negative' rows, "
-                                     f"got {row}")
+                    raise ValueError(
+                        f"{path}:{reader.line_num}: expected 'filename,label,positive,negative' rows, got {row}"
+                    )
                 filename, label = row[0].strip(), row[1].strip()
                 labels.add(reader.line_num, bool(label))  # every row counts, with or without its video
                 class_dir, _, name = filename.rpartition("/")

@@ -37,8 +37,10 @@ class SomethingSomethingV2(ReleaseIndex):
     test table is the validation set) or "test" (ids only, unlabelled: for a leaderboard submission)."""
 
     name = "Something-Something-v2"
-    layout = ("<root>/20bn-something-something-v2/<id>.webm and <root>/labels/something-something-v2-"
-              "{labels,train,validation,test}.json")
+    layout = (
+        "<root>/20bn-something-something-v2/<id>.webm and <root>/labels/something-something-v2-"
+        "{labels,train,validation,test}.json"
+    )
 
     def __init__(self, root: str | Path, test: str = "validation", cache_dir: str | Path | bool | None = None) -> None:
         super().__init__(root, cache_dir)
@@ -50,8 +52,11 @@ class SomethingSomethingV2(ReleaseIndex):
         return {"test": self.test}
 
     def json_file(self, name: str) -> Path:
-        candidates = [self.root / folder / f"{prefix}{name}.json" for folder in LABEL_DIRS
-                      for prefix in ("something-something-v2-", "")]
+        candidates = [
+            self.root / folder / f"{prefix}{name}.json"
+            for folder in LABEL_DIRS
+            for prefix in ("something-something-v2-", "")
+        ]
         return find_file(candidates, f"SSv2 {name} annotations", self.layout)
 
     def source(self, split: str) -> str:

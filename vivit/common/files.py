@@ -64,12 +64,17 @@ def load_torch_file(path: str | Path, *, mmap: bool = False, trusted: bool = Fal
     if not zipfile.is_zipfile(path):
         with path.open("rb") as f:
             truncated = f.read(4) == b"PK\x03\x04"  # a zip's first entry, but no directory at its end
-        raise ValueError(f"'{path}' is truncated (an interrupted or full-disk write?)" if truncated
-                         else f"'{path}' is not a torch.save file")
+        raise ValueError(
+            f"'{path}' is truncated (an interrupted or full-disk write?)"
+            if truncated
+            else f"'{path}' is not a torch.save file"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=not trusted, mmap=mmap)
     except pickle.UnpicklingError as error:  # the weights-only unpickler refused an object
-        raise NotPlainData(f"'{path}' pickles objects other than tensors and plain containers, which are not "
-                           "loaded unless the file is trusted") from error
+        raise NotPlainData(
+            f"'{path}' pickles objects other than tensors and plain containers, which are not "
+            "loaded unless the file is trusted"
+        ) from error
     except (RuntimeError, EOFError, ValueError) as error:  # a damaged archive member
         raise ValueError(f"'{path}' cannot be read ({' '.join(str(error).split())[:200]})") from error

@@ -20,8 +20,9 @@ from torch import Tensor
 from .metrics import confusion_matrix, mean_class_accuracy, most_confused_pairs, per_class
 
 
-def write_per_class_csv(path: Path, logits: Tensor, labels: Tensor, class_names: Sequence[str],
-                        valid: Tensor | None = None) -> Path:
+def write_per_class_csv(
+    path: Path, logits: Tensor, labels: Tensor, class_names: Sequence[str], valid: Tensor | None = None
+) -> Path:
     """class, name, count, top1, top5 (fractions), one row per class in index order."""
     rows = per_class(logits, labels, valid)
     with Path(path).open("w", newline="") as f:
@@ -34,8 +35,15 @@ def write_per_class_csv(path: Path, logits: Tensor, labels: Tensor, class_names:
     return Path(path)
 
 
-def plot_confusion(path: Path, logits: Tensor, labels: Tensor, class_names: Sequence[str],
-                   max_classes: int = 30, num_pairs: int = 30, valid: Tensor | None = None) -> Path:
+def plot_confusion(
+    path: Path,
+    logits: Tensor,
+    labels: Tensor,
+    class_names: Sequence[str],
+    max_classes: int = 30,
+    num_pairs: int = 30,
+    valid: Tensor | None = None,
+) -> Path:
     """The full row-normalised confusion matrix for up to `max_classes` classes; for more (Kinetics' hundreds)
     a bar chart of the `num_pairs` most confused (true -> predicted) pairs. Unreadable videos (valid False) are
     left out: the network never saw them, so their "prediction" would show as a confusion that is not one
@@ -67,8 +75,9 @@ def plot_confusion(path: Path, logits: Tensor, labels: Tensor, class_names: Sequ
     return Path(path)
 
 
-def worst_classes(logits: Tensor, labels: Tensor, class_names: Sequence[str], valid: Tensor | None = None,
-                  n: int = 10) -> list[dict[str, object]]:
+def worst_classes(
+    logits: Tensor, labels: Tensor, class_names: Sequence[str], valid: Tensor | None = None, n: int = 10
+) -> list[dict[str, object]]:
     """The `n` classes of the split with the lowest top-1 (ties: more videos first), each with the class its
     videos are most often predicted as instead (top-1, empty when none is wrong)."""
     rows = per_class(logits, labels, valid)
@@ -80,10 +89,16 @@ def worst_classes(logits: Tensor, labels: Tensor, class_names: Sequence[str], va
         wrong = matrix[c].clone()
         wrong[c] = 0
         other = int(wrong.argmax())
-        worst.append({"class": c, "name": class_names[c], "count": int(rows["count"][c]),
-                      "top1": round(float(rows["top1"][c]), 6),
-                      "confused_with": class_names[other] if wrong[other] > 0 else "",
-                      "confused_count": int(wrong[other])})
+        worst.append(
+            {
+                "class": c,
+                "name": class_names[c],
+                "count": int(rows["count"][c]),
+                "top1": round(float(rows["top1"][c]), 6),
+                "confused_with": class_names[other] if wrong[other] > 0 else "",
+                "confused_count": int(wrong[other]),
+            }
+        )
     return worst
 
 
@@ -106,11 +121,12 @@ def choose_samples(logits: Tensor, labels: Tensor, valid: Tensor | None = None, 
     wrong = [int(i) for i in confidence.argsort(descending=True) if usable[i] and predicted[i] != labels[i]]
     right = [int(i) for i in confidence.argsort(descending=True) if usable[i] and predicted[i] == labels[i]]
     n_wrong = min(len(wrong), max(n - len(right), n // 2))
-    return wrong[:n_wrong] + right[:n - n_wrong]
+    return wrong[:n_wrong] + right[: n - n_wrong]
 
 
-def sample_caption(position: int, logits: Mapping[str, Tensor], labels: Mapping[str, Tensor],
-                   classes: Mapping[str, Sequence[str]]) -> dict[str, str]:
+def sample_caption(
+    position: int, logits: Mapping[str, Tensor], labels: Mapping[str, Tensor], classes: Mapping[str, Sequence[str]]
+) -> dict[str, str]:
     """True and predicted (top-1, with its probability) class names of one video, per head."""
     caption = {}
     for head, head_logits in logits.items():
@@ -141,8 +157,9 @@ def plot_samples(path: Path, strips: Sequence[np.ndarray], captions: Sequence[Ma
     return Path(path)
 
 
-def mean_class_metrics(split: str, logits: Mapping[str, Tensor], labels: Mapping[str, Tensor],
-                       valid: Tensor | None = None) -> dict[str, float]:
+def mean_class_metrics(
+    split: str, logits: Mapping[str, Tensor], labels: Mapping[str, Tensor], valid: Tensor | None = None
+) -> dict[str, float]:
     """Mean per-class accuracy per head, `<split>/[<head>_]mean_class_top1|top5`, over the labelled videos."""
     labelled = torch.stack([y >= 0 for y in labels.values()]).all(0)
     if not labelled.any():
@@ -158,8 +175,14 @@ def mean_class_metrics(split: str, logits: Mapping[str, Tensor], labels: Mapping
     return metrics
 
 
-def write_outputs(output_dir: Path, split: str, logits: Mapping[str, Tensor], labels: Mapping[str, Tensor],
-                  classes: Mapping[str, Sequence[str]], valid: Tensor | None = None) -> list[str]:
+def write_outputs(
+    output_dir: Path,
+    split: str,
+    logits: Mapping[str, Tensor],
+    labels: Mapping[str, Tensor],
+    classes: Mapping[str, Sequence[str]],
+    valid: Tensor | None = None,
+) -> list[str]:
     """Per head, a per-class CSV, the worst classes (CSV) and a confusion PNG in `output_dir`, over the labelled
     videos (an unlabelled split writes nothing). Returns the paths written."""
     output_dir = Path(output_dir)
@@ -172,8 +195,14 @@ def write_outputs(output_dir: Path, split: str, logits: Mapping[str, Tensor], la
         x, y = head_logits[labelled], labels[head][labelled]
         suffix = f"_{head}" if head else ""
         files.append(str(write_per_class_csv(output_dir / f"per_class_{split}{suffix}.csv", x, y, classes[head], ok)))
-        files.append(str(write_rows_csv(output_dir / f"worst_classes_{split}{suffix}.csv",
-                                        worst_classes(x, y, classes[head], ok), WORST_COLUMNS)))
-        files.append(str(plot_confusion(output_dir / f"confusion_{split}{suffix}.png", x, y, classes[head],
-                                        valid=ok)))
+        files.append(
+            str(
+                write_rows_csv(
+                    output_dir / f"worst_classes_{split}{suffix}.csv",
+                    worst_classes(x, y, classes[head], ok),
+                    WORST_COLUMNS,
+                )
+            )
+        )
+        files.append(str(plot_confusion(output_dir / f"confusion_{split}{suffix}.png", x, y, classes[head], valid=ok)))
     return files

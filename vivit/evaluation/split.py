@@ -56,6 +56,7 @@ def gathered(outputs: list[Any], trainer: L.Trainer) -> list[Any]:
 
 def labels_of(records: Sequence[Any], heads: Sequence[str]) -> dict[str, Tensor]:
     """Per head, the label of each record (-1: unlabelled); a single head is named ""."""
+
     def label(record: Any, head: str) -> int:
         if record.label is None:
             return -1
@@ -64,9 +65,14 @@ def labels_of(records: Sequence[Any], heads: Sequence[str]) -> dict[str, Tensor]
     return {head: torch.tensor([label(r, head) for r in records], dtype=torch.long) for head in heads}
 
 
-def subset_accuracies(logits: Mapping[str, Tensor], labels: Mapping[str, Tensor], valid: Tensor,
-                      subsets: Mapping[str, Subset], combined_heads: Mapping[str, Sequence[str]],
-                      split: str) -> dict[str, float]:
+def subset_accuracies(
+    logits: Mapping[str, Tensor],
+    labels: Mapping[str, Tensor],
+    valid: Tensor,
+    subsets: Mapping[str, Subset],
+    combined_heads: Mapping[str, Sequence[str]],
+    split: str,
+) -> dict[str, float]:
     """Micro top-1/top-5 of every head and combined head on each subset of the split's videos; a subset given per
     head uses each head's own mask (EPIC's tail classes: a verb's metric on segments of a tail verb)."""
     correct: dict[str, Tensor] = {}
@@ -95,8 +101,13 @@ class SplitEvaluation(L.Callback):
         samples: how many sample clips to draw (the model's most confident mistakes first).
     """
 
-    def __init__(self, output_dir: str | Path, save_predictions: bool = False,
-                 submission: Mapping[str, Any] | None = None, samples: int = 8) -> None:
+    def __init__(
+        self,
+        output_dir: str | Path,
+        save_predictions: bool = False,
+        submission: Mapping[str, Any] | None = None,
+        samples: int = 8,
+    ) -> None:
         self.output_dir = Path(output_dir)
         self.save_predictions = save_predictions
         self.submission_options = dict(submission or {})
@@ -128,15 +139,34 @@ class SplitEvaluation(L.Callback):
 
     def _keep(self, trainer: L.Trainer, outputs: Mapping[str, Any]) -> None:
         if self._evaluating(trainer):
-            self._outputs.append({"index": outputs["index"].cpu(), "valid": outputs["valid"].cpu(),
-                                  "logits": {k: v.float().cpu() for k, v in outputs["logits"].items()}})
+            self._outputs.append(
+                {
+                    "index": outputs["index"].cpu(),
+                    "valid": outputs["valid"].cpu(),
+                    "logits": {k: v.float().cpu() for k, v in outputs["logits"].items()},
+                }
+            )
 
-    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                                batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._keep(trainer, outputs)
 
-    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                          batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._keep(trainer, outputs)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -173,8 +203,15 @@ class SplitEvaluation(L.Callback):
         files = reports.write_outputs(self.output_dir, split, logits, labels, classes, valid)
         samples = self._sample_clips(dataset, index, logits, labels, classes, valid)
         if samples:
-            files.append(str(reports.plot_samples(self.output_dir / f"samples_{split}.png",
-                                                  [s["frames"] for s in samples], [s["caption"] for s in samples])))
+            files.append(
+                str(
+                    reports.plot_samples(
+                        self.output_dir / f"samples_{split}.png",
+                        [s["frames"] for s in samples],
+                        [s["caption"] for s in samples],
+                    )
+                )
+            )
         log_test_outputs(trainer.loggers, split, files, samples)
         labelled = torch.stack([y >= 0 for y in labels.values()]).all(0)
         if not labelled.any() and hasattr(data_index, "submission"):
@@ -183,8 +220,16 @@ class SplitEvaluation(L.Callback):
             self.predictions[split] = str(self._write_predictions(split, records, logits))
         self.files += files
 
-    def _metrics(self, split: str, records: list[Any], logits: dict[str, Tensor], labels: dict[str, Tensor],
-                 valid: Tensor, classes: Mapping[str, Sequence[str]], data_index: Any) -> dict[str, float]:
+    def _metrics(
+        self,
+        split: str,
+        records: list[Any],
+        logits: dict[str, Tensor],
+        labels: dict[str, Tensor],
+        valid: Tensor,
+        classes: Mapping[str, Sequence[str]],
+        data_index: Any,
+    ) -> dict[str, float]:
         """Mean per-class accuracy per head, and the accuracies of the dataset's subsets of the split."""
         labelled = torch.stack([y >= 0 for y in labels.values()]).all(0)
         if not labelled.any():  # an unlabelled split (a benchmark's hidden test set): predictions only
@@ -201,23 +246,33 @@ class SplitEvaluation(L.Callback):
             metrics.update(subset_accuracies(logits, labels, valid, subsets, combined, split))
         return metrics
 
-    def _sample_clips(self, dataset: Any, index: Tensor, logits: dict[str, Tensor], labels: dict[str, Tensor],
-                      classes: Mapping[str, Sequence[str]], valid: Tensor) -> list[dict[str, Any]]:
+    def _sample_clips(
+        self,
+        dataset: Any,
+        index: Tensor,
+        logits: dict[str, Tensor],
+        labels: dict[str, Tensor],
+        classes: Mapping[str, Sequence[str]],
+        valid: Tensor,
+    ) -> list[dict[str, Any]]:
         """A few videos to look at (chosen on the first head: its most confident mistakes and successes), each as a
         strip of its centre clip's decoded frames with the true and predicted class names."""
         first = next(iter(logits))
         labelled = torch.stack([y >= 0 for y in labels.values()]).all(0)
         samples = []
-        for position in reports.choose_samples(logits[first], torch.where(labelled, labels[first], -1), valid,
-                                               self.samples):
+        for position in reports.choose_samples(
+            logits[first], torch.where(labelled, labels[first], -1), valid, self.samples
+        ):
             i = int(index[position])
             try:
                 frames = dataset.frames(i, centre_indices(dataset.length(i), dataset.num_frames, dataset.stride))
             except READ_ERRORS as error:  # it was read for the evaluation; a file changed since is only skipped
                 log.warning("sample clip %s skipped: %s", dataset.records[i].path, error)
                 continue
-            caption = {"video": str(dataset.records[i].id or dataset.records[i].path),
-                       **reports.sample_caption(position, logits, labels, classes)}
+            caption = {
+                "video": str(dataset.records[i].id or dataset.records[i].path),
+                **reports.sample_caption(position, logits, labels, classes),
+            }
             samples.append({"frames": reports.frame_strip(frames), "caption": caption})
         return samples
 

@@ -47,8 +47,13 @@ def count_macs(model: nn.Module, batch_size: int = 1) -> dict[str, int]:
     """
     param = next(model.parameters())
     video = torch.zeros(
-        batch_size, model.patch_embed.in_chans, model.num_frames, model.img_size, model.img_size,
-        device=param.device, dtype=param.dtype,
+        batch_size,
+        model.patch_embed.in_chans,
+        model.num_frames,
+        model.img_size,
+        model.img_size,
+        device=param.device,
+        dtype=param.dtype,
     )
     counter = FlopCounterMode(display=False)
     with sdpa_kernel(SDPBackend.MATH), counter, torch.no_grad():

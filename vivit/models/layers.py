@@ -255,4 +255,3 @@ class FactorisedSelfAttentionBlock(nn.Module):
         else:
             x = self.spatial(self.temporal(x))
         return x + self.mlp(self.norm2(x))
-

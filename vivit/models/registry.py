@@ -21,11 +21,21 @@ from torch import nn
 
 # The paper's sizes (Sec. 4.1, after ViT): width, depth, heads, MLP ratio; 32 frames at 224 in tubelets of 2 frames.
 SIZES: dict[str, dict[str, Any]] = {
-    "ti": dict(embed_dim=192, depth=12, num_heads=3, mlp_ratio=4.0, img_size=224, num_frames=32, tubelet_size=[2, 16, 16]),
-    "s": dict(embed_dim=384, depth=12, num_heads=6, mlp_ratio=4.0, img_size=224, num_frames=32, tubelet_size=[2, 16, 16]),
-    "b": dict(embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0, img_size=224, num_frames=32, tubelet_size=[2, 16, 16]),
-    "l": dict(embed_dim=1024, depth=24, num_heads=16, mlp_ratio=4.0, img_size=224, num_frames=32, tubelet_size=[2, 16, 16]),
-    "h": dict(embed_dim=1280, depth=32, num_heads=16, mlp_ratio=4.0, img_size=224, num_frames=32, tubelet_size=[2, 14, 14]),
+    "ti": dict(
+        embed_dim=192, depth=12, num_heads=3, mlp_ratio=4.0, img_size=224, num_frames=32, tubelet_size=[2, 16, 16]
+    ),
+    "s": dict(
+        embed_dim=384, depth=12, num_heads=6, mlp_ratio=4.0, img_size=224, num_frames=32, tubelet_size=[2, 16, 16]
+    ),
+    "b": dict(
+        embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0, img_size=224, num_frames=32, tubelet_size=[2, 16, 16]
+    ),
+    "l": dict(
+        embed_dim=1024, depth=24, num_heads=16, mlp_ratio=4.0, img_size=224, num_frames=32, tubelet_size=[2, 16, 16]
+    ),
+    "h": dict(
+        embed_dim=1280, depth=32, num_heads=16, mlp_ratio=4.0, img_size=224, num_frames=32, tubelet_size=[2, 14, 14]
+    ),
 }
 PACKAGE = "vivit.models"  # the classes' public module: configs name them `vivit.models.<Class>`
 # Keys of a model config that say how to initialise the weights (vivit.weights.pretrained), not what to build.
@@ -50,8 +60,9 @@ class Variant:
 VARIANTS: dict[str, Variant] = {}
 
 
-def register_variant(name: str, paper_name: str, size_overrides: Mapping[str, Mapping[str, Any]] | None = None
-                     ) -> Callable[[type[nn.Module]], type[nn.Module]]:
+def register_variant(
+    name: str, paper_name: str, size_overrides: Mapping[str, Mapping[str, Any]] | None = None
+) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: add a model class to the zoo as the variant `name` (one model name per size)."""
 
     def register(cls: type[nn.Module]) -> type[nn.Module]:
@@ -73,8 +84,10 @@ def split_name(name: str) -> tuple[str, Variant]:
     _, _, rest = name.partition("vivit_")
     size, _, variant = rest.partition("_")
     if not name.startswith("vivit_") or size not in SIZES or variant not in VARIANTS:
-        raise ValueError(f"unknown model {name!r}: the zoo has vivit_<size>_<variant> with sizes "
-                         f"{', '.join(SIZES)} and variants {', '.join(VARIANTS)}.")
+        raise ValueError(
+            f"unknown model {name!r}: the zoo has vivit_<size>_<variant> with sizes "
+            f"{', '.join(SIZES)} and variants {', '.join(VARIANTS)}."
+        )
     return size, VARIANTS[variant]
 
 
@@ -95,8 +108,13 @@ def constructor_defaults(cls: type) -> dict[str, Any]:
 def model_config(name: str, **overrides: Any) -> dict[str, Any]:
     """The config of a zoo model: `_target_` and every constructor argument (`num_classes` only if given)."""
     size, variant = split_name(name)
-    return {"_target_": variant.target, **constructor_defaults(variant.model_class), **SIZES[size],
-            **variant.size_overrides.get(size, {}), **overrides}
+    return {
+        "_target_": variant.target,
+        **constructor_defaults(variant.model_class),
+        **SIZES[size],
+        **variant.size_overrides.get(size, {}),
+        **overrides,
+    }
 
 
 def model_class(target: str) -> type[nn.Module]:
@@ -106,8 +124,10 @@ def model_class(target: str) -> type[nn.Module]:
         cls = variant.model_class
         if target in (variant.target, f"{cls.__module__}.{cls.__qualname__}"):
             return cls
-    raise ValueError(f"_target_={target!r} is not a model of this project; expected one of "
-                     f"{', '.join(v.target for v in VARIANTS.values())}.")
+    raise ValueError(
+        f"_target_={target!r} is not a model of this project; expected one of "
+        f"{', '.join(v.target for v in VARIANTS.values())}."
+    )
 
 
 def variant_of(target: str) -> Variant | None:

@@ -349,8 +349,13 @@ class FactorisedSelfAttentionViViT(SpatioTemporalViViT):
     allowed_classifiers = ("gap",)
     block_types = (FactorisedSelfAttentionBlock,)
 
-    def __init__(self, num_classes: int | Mapping[str, int], attention_order: str = "space_time",
-                 classifier: str = "gap", **kwargs) -> None:
+    def __init__(
+        self,
+        num_classes: int | Mapping[str, int],
+        attention_order: str = "space_time",
+        classifier: str = "gap",
+        **kwargs,
+    ) -> None:
         kwargs["classifier"] = classifier
         check_choice("model.attention_order", attention_order, ATTENTION_ORDERS)
         self.attention_order = attention_order  # a plain attribute, read by _make_blocks during super().__init__
@@ -378,10 +383,13 @@ class FactorisedSelfAttentionViViT(SpatioTemporalViViT):
         return {f"blocks.{i}.temporal_attn": f"blocks.{i}.attn" for i in range(len(self.blocks))}
 
 
-@register_variant("fdp", "Model 4: factorised dot-product attention",
-                  # ViT-Ti has 3 heads and Model 4 needs an even number: 6 heads of 32 channels keep each head
-                  # inside one of ViT-Ti's pretrained 64-channel heads
-                  size_overrides={"ti": {"num_heads": 6}})
+@register_variant(
+    "fdp",
+    "Model 4: factorised dot-product attention",
+    # ViT-Ti has 3 heads and Model 4 needs an even number: 6 heads of 32 channels keep each head
+    # inside one of ViT-Ti's pretrained 64-channel heads
+    size_overrides={"ti": {"num_heads": 6}},
+)
 class FactorisedDotProductViViT(SpatioTemporalViViT):
     """Model 4 (paper Sec. 3.3): Model 1 with attention heads split between time (first half) and space.
 

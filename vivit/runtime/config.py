@@ -39,8 +39,9 @@ def register_configs() -> None:
     for name in model_names():
         store.store(group="model", name=name, node=zoo_model_config(name), provider="vivit.models")
     if not OmegaConf.has_resolver("vivit.new_dir"):  # cached: one config resolves it to one folder
-        OmegaConf.register_new_resolver("vivit.new_dir", lambda parent, prefix="": str(new_run_dir(parent, prefix)),
-                                        use_cache=True)
+        OmegaConf.register_new_resolver(
+            "vivit.new_dir", lambda parent, prefix="": str(new_run_dir(parent, prefix)), use_cache=True
+        )
 
 
 register_configs()

@@ -43,7 +43,9 @@ def _missing(chain: list[BaseException]) -> ConfigError | None:
     if not missing:
         return None
     key = next((e.full_key for e in missing if e.full_key), None) or "a key"
-    return ConfigError(f"{key}: no value (???). Set it on the command line, e.g. `{key}=...` (see the comments in conf/).")
+    return ConfigError(
+        f"{key}: no value (???). Set it on the command line, e.g. `{key}=...` (see the comments in conf/)."
+    )
 
 
 def _raised_by_the_call(error: BaseException) -> bool:

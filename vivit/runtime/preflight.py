@@ -86,8 +86,10 @@ def _check_learning_rate(cfg: DictConfig) -> None:
     optimizer = (cfg.get("optim") or {}).get("optimizer") or {}
     lr = optimizer.get("lr")
     if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr < 0:
-        raise ConfigError(f"optim.optimizer.lr: {lr} is negative; expected a learning rate >= 0 "
-                     "(e.g. optim.optimizer.lr=0.1, the paper's base LR for a global batch of 64).")
+        raise ConfigError(
+            f"optim.optimizer.lr: {lr} is negative; expected a learning rate >= 0 "
+            "(e.g. optim.optimizer.lr=0.1, the paper's base LR for a global batch of 64)."
+        )
 
 
 def _check_cpu_devices(cfg: DictConfig) -> None:
@@ -98,8 +100,10 @@ def _check_cpu_devices(cfg: DictConfig) -> None:
         return
     cores = os.cpu_count() or 1
     if int(devices) > cores:
-        raise ConfigError(f"trainer.devices: {devices} CPU processes asked for, but this machine has {cores} cores; "
-                     f"set trainer.devices=1..{cores} (or trainer.accelerator=gpu on a GPU machine).")
+        raise ConfigError(
+            f"trainer.devices: {devices} CPU processes asked for, but this machine has {cores} cores; "
+            f"set trainer.devices=1..{cores} (or trainer.accelerator=gpu on a GPU machine)."
+        )
 
 
 def read_resume_checkpoint(path: str, resume: bool = True) -> Checkpoint:
@@ -107,8 +111,10 @@ def read_resume_checkpoint(path: str, resume: bool = True) -> Checkpoint:
     interrupted write leaves it without its zip directory), with the state Lightning resumes (`resume`; else
     weights suffice). Tensors are memory-mapped, not read."""
     if not Path(path).is_file():
-        raise ConfigError(f"ckpt_path: no checkpoint file at '{path}'; pass the last.ckpt of a train.py run "
-                          "(outputs/train/runs/<time>/checkpoints/last.ckpt).")
+        raise ConfigError(
+            f"ckpt_path: no checkpoint file at '{path}'; pass the last.ckpt of a train.py run "
+            "(outputs/train/runs/<time>/checkpoints/last.ckpt)."
+        )
     try:
         checkpoint = load_torch_file(path, mmap=True)
     except NotPlainData:
@@ -118,9 +124,11 @@ def read_resume_checkpoint(path: str, resume: bool = True) -> Checkpoint:
     needed = RESUME_KEYS if resume else RESUME_KEYS[:1]
     missing = [key for key in needed if not isinstance(checkpoint, dict) or key not in checkpoint]
     if missing and resume:
-        raise ConfigError(f"ckpt_path: '{path}' is not a training checkpoint (no {', '.join(missing)}), so a run "
-                          "cannot resume from it; to start a new run from its weights use model.init=PATH, to test "
-                          "it eval.py.")
+        raise ConfigError(
+            f"ckpt_path: '{path}' is not a training checkpoint (no {', '.join(missing)}), so a run "
+            "cannot resume from it; to start a new run from its weights use model.init=PATH, to test "
+            "it eval.py."
+        )
     if missing:
         raise ConfigError(f"ckpt_path: '{path}' holds no weights (no state_dict); pass a checkpoint of a train.py run.")
     model = ((checkpoint.get("vivit_config") or {}).get("resolved") or {}).get("model")
@@ -143,13 +151,20 @@ def check_fits(net: torch.nn.Module, checkpoint: Checkpoint, cfg: DictConfig) ->
             differences = [f"{name} is {expected[name]} here, {found[name]} in the checkpoint"]
         else:
             extra, lacking = sorted(found.keys() - expected.keys()), sorted(expected.keys() - found.keys())
-            differences = [f"{len(lacking)} weights not in the checkpoint (e.g. {lacking[0]})" if lacking else
-                           f"{len(extra)} checkpoint weights not in the model (e.g. {extra[0]})"]
-    advice = ("resume with the model config the run was trained with (the same model=... and model.* overrides)"
-              if checkpoint.purpose == "resume" else
-              "leave the model keys off the command line: eval.py takes the model config from the checkpoint")
-    raise ConfigError(f"model: the model config does not fit the checkpoint '{checkpoint.path}': "
-                 f"{'; '.join(differences[:3])}; {advice}.")
+            differences = [
+                f"{len(lacking)} weights not in the checkpoint (e.g. {lacking[0]})"
+                if lacking
+                else f"{len(extra)} checkpoint weights not in the model (e.g. {extra[0]})"
+            ]
+    advice = (
+        "resume with the model config the run was trained with (the same model=... and model.* overrides)"
+        if checkpoint.purpose == "resume"
+        else "leave the model keys off the command line: eval.py takes the model config from the checkpoint"
+    )
+    raise ConfigError(
+        f"model: the model config does not fit the checkpoint '{checkpoint.path}': "
+        f"{'; '.join(differences[:3])}; {advice}."
+    )
 
 
 def _config_differences(cfg: DictConfig, saved: dict[str, Any] | None) -> list[str]:
@@ -157,8 +172,11 @@ def _config_differences(cfg: DictConfig, saved: dict[str, Any] | None) -> list[s
         return []
     current = OmegaConf.to_container(cfg.model, resolve=True)
     keys = [k for k in sorted(set(current) | set(saved)) if k not in INIT_KEYS]
-    return [f"model.{k}={current.get(k)!r} here, {saved.get(k)!r} in the checkpoint"
-            for k in keys if current.get(k) != saved.get(k)]
+    return [
+        f"model.{k}={current.get(k)!r} here, {saved.get(k)!r} in the checkpoint"
+        for k in keys
+        if current.get(k) != saved.get(k)
+    ]
 
 
 def read_checkpoint_argument(ckpt_path: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -167,12 +185,15 @@ def read_checkpoint_argument(ckpt_path: str) -> tuple[dict[str, torch.Tensor], d
     try:
         weights, config = read_checkpoint(ckpt_path)
     except FileNotFoundError as error:
-        raise ConfigError(f"ckpt_path: no checkpoint file at '{ckpt_path}'. Pass the .ckpt of a train.py run "
-                          "(outputs/train/runs/<time>/checkpoints/) or a file made by `python -m vivit.convert`."
-                          ) from error
+        raise ConfigError(
+            f"ckpt_path: no checkpoint file at '{ckpt_path}'. Pass the .ckpt of a train.py run "
+            "(outputs/train/runs/<time>/checkpoints/) or a file made by `python -m vivit.convert`."
+        ) from error
     except ValueError as error:  # not a torch file, damaged, not a dict, no net.* weights, objects beyond tensors
         raise ConfigError(f"ckpt_path: '{ckpt_path}' cannot be used: {error}") from error
     if not config:
-        raise ConfigError(f"ckpt_path: '{ckpt_path}' holds no ViViT config (key 'vivit_config'); "
-                          "it was not written by train.py or vivit.convert.")
+        raise ConfigError(
+            f"ckpt_path: '{ckpt_path}' holds no ViViT config (key 'vivit_config'); "
+            "it was not written by train.py or vivit.convert."
+        )
     return weights, config

@@ -13,16 +13,16 @@ environment, so the next job of the sweep gets a fresh MASTER_PORT and its own p
 
 from __future__ import annotations
 
-import __main__
 import logging
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import lightning as L
 import torch
@@ -31,6 +31,8 @@ from hydra.utils import get_original_cwd
 from lightning.fabric.utilities.distributed import _set_num_threads_if_needed
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+import __main__
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,17 @@ def rank_command(local_rank: int, config_dir: Path, run_dir: Path, job_name: str
     """The command line of one extra rank: the entry point, started from the job's saved config."""
     spec = getattr(__main__, "__spec__", None)
     entry = ["-m", spec.name] if spec is not None else [os.path.abspath(sys.argv[0])]
-    return [sys.executable, *entry, "-cp", str(config_dir), "-cn", RANKS_CONFIG,
-            f'hydra.run.dir="{run_dir}"', "hydra.output_subdir=null", f"hydra.job.name={job_name}_rank{local_rank}"]
+    return [
+        sys.executable,
+        *entry,
+        "-cp",
+        str(config_dir),
+        "-cn",
+        RANKS_CONFIG,
+        f'hydra.run.dir="{run_dir}"',
+        "hydra.output_subdir=null",
+        f"hydra.job.name={job_name}_rank{local_rank}",
+    ]
 
 
 class JobRankLauncher(_SubprocessScriptLauncher):
@@ -66,8 +77,13 @@ class JobRankLauncher(_SubprocessScriptLauncher):
     def _call_children_scripts(self) -> None:
         self._check_can_spawn_children()
         env = self.cluster_environment
-        os.environ.update(MASTER_ADDR=env.main_address, MASTER_PORT=str(env.main_port), NODE_RANK=str(env.node_rank()),
-                          LOCAL_RANK=str(env.local_rank()), WORLD_SIZE=str(self.num_processes * self.num_nodes))
+        os.environ.update(
+            MASTER_ADDR=env.main_address,
+            MASTER_PORT=str(env.main_port),
+            NODE_RANK=str(env.node_rank()),
+            LOCAL_RANK=str(env.local_rank()),
+            WORLD_SIZE=str(self.num_processes * self.num_nodes),
+        )
         for local_rank in range(1, self.num_processes):
             command = rank_command(local_rank, self.config_dir, self.run_dir, self.job_name)
             proc = subprocess.Popen(command, env={**os.environ, "LOCAL_RANK": str(local_rank)}, cwd=get_original_cwd())
@@ -158,8 +174,10 @@ def accumulation_for(global_batch: int, per_device: int, devices: int, nodes: in
     """Gradient accumulation steps so that per_device x devices x nodes x accumulation = global_batch."""
     step = per_device * devices * nodes
     if global_batch <= 0 or global_batch % step:
-        raise ValueError(f"global_batch={global_batch} is not a multiple of data.batch_size x trainer.devices x "
-                         f"trainer.num_nodes = {per_device} x {devices} x {nodes} = {step}; change one of them")
+        raise ValueError(
+            f"global_batch={global_batch} is not a multiple of data.batch_size x trainer.devices x "
+            f"trainer.num_nodes = {per_device} x {devices} x {nodes} = {step}; change one of them"
+        )
     return global_batch // step
 
 
@@ -172,6 +190,8 @@ def apply_global_batch(cfg: DictConfig) -> str | None:
     with open_dict(cfg):
         cfg.trainer.accumulate_grad_batches = accumulation
     per_node = f" x {nodes} nodes" if nodes > 1 else ""
-    return (f"global batch {cfg.global_batch} = {cfg.data.batch_size} per device x {devices} device"
-            f"{'s' if devices > 1 else ''}{per_node} "
-            f"x {accumulation} accumulation")
+    return (
+        f"global batch {cfg.global_batch} = {cfg.data.batch_size} per device x {devices} device"
+        f"{'s' if devices > 1 else ''}{per_node} "
+        f"x {accumulation} accumulation"
+    )

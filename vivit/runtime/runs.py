@@ -70,14 +70,22 @@ def resume_arguments(argv: list[str]) -> list[str]:
         return [argv[0], *args, *_same_folder(folder)]
     folder = Path(folder_arg).expanduser().resolve()
     if not (folder / LAST).is_file():
-        raise ValueError(f"resume={folder_arg}: no {LAST} in that folder; give a run folder of train.py "
-                         "(outputs/train/runs/<time>) that saved at least one epoch")
+        raise ValueError(
+            f"resume={folder_arg}: no {LAST} in that folder; give a run folder of train.py "
+            "(outputs/train/runs/<time>) that saved at least one epoch"
+        )
     saved_file = folder / ".hydra" / "overrides.yaml"
     saved = [str(o) for o in OmegaConf.load(saved_file)] if saved_file.is_file() else []
     saved = [o for o in saved if _value(o, "resume") is None and _value(o, "ckpt_path") is None]
     given = [a for a in args if _value(a, "resume") is None and _value(a, "ckpt_path") is None]
-    return [argv[0], *saved, *given, f"resume={_quoted(folder)}", f"ckpt_path={_quoted(folder / LAST)}",
-            *_same_folder(folder)]
+    return [
+        argv[0],
+        *saved,
+        *given,
+        f"resume={_quoted(folder)}",
+        f"ckpt_path={_quoted(folder / LAST)}",
+        *_same_folder(folder),
+    ]
 
 
 def _quoted(path: Path) -> str:

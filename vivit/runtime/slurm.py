@@ -43,5 +43,7 @@ def check_launcher(cfg: DictConfig) -> None:
         return
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.runtime.choices.get("hydra/launcher") == LAUNCHER and hydra_cfg.mode != RunMode.MULTIRUN:
-        raise ValueError("hydra/launcher=slurm submits sweeps only: add -m (one job is a one-point sweep), e.g. "
-                         "`python train.py -m hydra/launcher=slurm ...`")
+        raise ValueError(
+            "hydra/launcher=slurm submits sweeps only: add -m (one job is a one-point sweep), e.g. "
+            "`python train.py -m hydra/launcher=slurm ...`"
+        )

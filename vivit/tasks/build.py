@@ -60,8 +60,11 @@ def instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
     """Every node with a `_target_` in a group such as `callbacks` or `logger` (null entries are skipped)."""
     if not group:
         return []
-    return [instantiate(node, f"{key}.{name}") for name, node in group.items()
-            if isinstance(node, DictConfig) and "_target_" in node]
+    return [
+        instantiate(node, f"{key}.{name}")
+        for name, node in group.items()
+        if isinstance(node, DictConfig) and "_target_" in node
+    ]
 
 
 def build_trainer(node: DictConfig, **kwargs: Any) -> L.Trainer:
@@ -115,8 +118,9 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
     stats = model_stats(build_meta_model(model_config))
     if rank_zero_only.rank == 0:  # instead of Lightning's model summary (off in conf/trainer/default.yaml)
         print(model_line(net, stats), flush=True)
-    module = instantiate(cfg.module, "module", net=net, optimizer=cfg.optim.optimizer,
-                         combined_heads=datamodule.combined_heads)
+    module = instantiate(
+        cfg.module, "module", net=net, optimizer=cfg.optim.optimizer, combined_heads=datamodule.combined_heads
+    )
 
     loggers = instantiate_group(cfg.get("logger"), "logger")
     if stage == "fit" and resume is not None:  # resuming: the logs of a run folder continue from its checkpoint
@@ -126,8 +130,11 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
     if not loggers:  # Lightning raises on a LearningRateMonitor without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    evaluation = SplitEvaluation(cfg.paths.output_dir, save_predictions=bool(cfg.eval.get("save_predictions")),
-                                 submission=cfg.eval.get("submission"))
+    evaluation = SplitEvaluation(
+        cfg.paths.output_dir,
+        save_predictions=bool(cfg.eval.get("save_predictions")),
+        submission=cfg.eval.get("submission"),
+    )
     unreadable = UnreadableVideos()
     callbacks += [
         RankSeed(cfg.seed),

@@ -49,8 +49,12 @@ def hydra_job(task: Task) -> Callable[[DictConfig], Any]:
     return run_job
 
 
-def run_command(config_name: str, job: Callable[[DictConfig], Any], root: str | Path | None = None,
-                rewrite_argv: Callable[[list[str]], list[str]] | None = None) -> Any:
+def run_command(
+    config_name: str,
+    job: Callable[[DictConfig], Any],
+    root: str | Path | None = None,
+    rewrite_argv: Callable[[list[str]], list[str]] | None = None,
+) -> Any:
     """Run `job` (a `hydra_job`) on conf/<config_name>.yaml composed with the command line.
 
     `root`: the folder of data/ and outputs/ (default: the current folder; `VIVIT_ROOT` wins over both).

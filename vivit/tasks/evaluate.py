@@ -53,8 +53,12 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
     output_dir = Path(cfg.paths.output_dir)
     evaluate_split = run.trainer.validate if split == "val" else run.trainer.test
     try:
-        summary = {"output_dir": str(output_dir), "checkpoint": str(cfg.ckpt_path), "views": run.test_views,
-                   split: results(evaluate_split(run.module, datamodule=run.datamodule, verbose=False))}
+        summary = {
+            "output_dir": str(output_dir),
+            "checkpoint": str(cfg.ckpt_path),
+            "views": run.test_views,
+            split: results(evaluate_split(run.module, datamodule=run.datamodule, verbose=False)),
+        }
     finally:
         finish_wandb()
     if run.evaluation.files:
@@ -81,8 +85,9 @@ OLD_PACKAGES = {"datamodules.": "vivit.datamodules."}
 def upgraded_targets(node: Any) -> Any:
     """A saved config with the `_target_`s of older checkpoints renamed to where those classes live now."""
     if isinstance(node, dict):
-        return {k: (_renamed(v) if k == "_target_" and isinstance(v, str) else upgraded_targets(v))
-                for k, v in node.items()}
+        return {
+            k: (_renamed(v) if k == "_target_" and isinstance(v, str) else upgraded_targets(v)) for k, v in node.items()
+        }
     if isinstance(node, list):
         return [upgraded_targets(v) for v in node]
     return node
@@ -91,7 +96,7 @@ def upgraded_targets(node: Any) -> Any:
 def _renamed(target: str) -> str:
     for old, new in OLD_PACKAGES.items():
         if target.startswith(old):
-            return new + target[len(old):]
+            return new + target[len(old) :]
     return target
 
 
@@ -103,8 +108,10 @@ def merge_saved_config(cfg: DictConfig, saved: dict[str, Any], overrides: list[s
         if any(o.key_or_group == group for o in parsed):
             continue
         if group not in saved["source"]:
-            raise ConfigError(f"{group}: the checkpoint does not say which {group} it was made for; "
-                              f"choose one on the command line, e.g. `{group}=...` (see conf/{group}/).")
+            raise ConfigError(
+                f"{group}: the checkpoint does not say which {group} it was made for; "
+                f"choose one on the command line, e.g. `{group}=...` (see conf/{group}/)."
+            )
         node = OmegaConf.create(upgraded_targets(saved["source"][group]))
         for o in parsed:
             if o.key_or_group.startswith(group + "."):
@@ -121,10 +128,17 @@ def check_class_names(saved: Any, data: Any, ckpt_path: str) -> None:
     for head, names in heads:
         other = data.get(head, []) if isinstance(data, dict) else data
         first = next((i for i, (a, b) in enumerate(zip(names, other)) if a != b), min(len(names), len(other)))
-        log.warning("ckpt_path: '%s' was trained on other classes than the data's%s: label %d is %r in the "
-                    "checkpoint, %r in the data (%d vs %d classes); metrics compare different names.", ckpt_path,
-                    f" ({head})" if head else "", first, names[first] if first < len(names) else None,
-                    other[first] if first < len(other) else None, len(names), len(other))
+        log.warning(
+            "ckpt_path: '%s' was trained on other classes than the data's%s: label %d is %r in the "
+            "checkpoint, %r in the data (%d vs %d classes); metrics compare different names.",
+            ckpt_path,
+            f" ({head})" if head else "",
+            first,
+            names[first] if first < len(names) else None,
+            other[first] if first < len(other) else None,
+            len(names),
+            len(other),
+        )
         return
 
 

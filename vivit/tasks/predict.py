@@ -100,9 +100,15 @@ def protocol(model: torch.nn.Module, data: Mapping[str, Any], views: str | None)
     """Frames, stride, short side, crop, normalisation and views, as the datamodule derives them."""
     crop = int(data.get("crop_size", model.img_size))
     short_side = int(data.get("min_resize") or round(crop * float(data.get("resize_ratio") or 1.0)))
-    return {"num_frames": int(data.get("num_frames", model.num_frames)), "stride": int(data["stride"]),
-            "short_side": short_side, "crop_size": crop, "views": parse_views(views or data["test_views"]),
-            "mean": tuple(data["mean"]), "std": tuple(data["std"])}
+    return {
+        "num_frames": int(data.get("num_frames", model.num_frames)),
+        "stride": int(data["stride"]),
+        "short_side": short_side,
+        "crop_size": crop,
+        "views": parse_views(views or data["test_views"]),
+        "mean": tuple(data["mean"]),
+        "std": tuple(data["std"]),
+    }
 
 
 def top_k(probs: torch.Tensor, names: list[str], k: int) -> list[dict[str, Any]]:
@@ -110,9 +116,17 @@ def top_k(probs: torch.Tensor, names: list[str], k: int) -> list[dict[str, Any]]
     return [{"label": names[i], "index": int(i), "prob": float(p)} for p, i in zip(values, indices)]
 
 
-def predict_videos(ckpt_path: str | Path, videos: str | Path | Sequence[str | Path], topk: int = 5,
-            views: str | None = None, batch_size: int = 4, num_workers: int = 0, device: str | None = None,
-            precision: str = "auto", progress: bool = False) -> list[dict[str, Any]]:
+def predict_videos(
+    ckpt_path: str | Path,
+    videos: str | Path | Sequence[str | Path],
+    topk: int = 5,
+    views: str | None = None,
+    batch_size: int = 4,
+    num_workers: int = 0,
+    device: str | None = None,
+    precision: str = "auto",
+    progress: bool = False,
+) -> list[dict[str, Any]]:
     """Top-k class names with probabilities for each readable video.
 
     Returns one dict per video, in input order: {"video": path, "top": [{"label", "index", "prob"}, ...]}
@@ -123,16 +137,25 @@ def predict_videos(ckpt_path: str | Path, videos: str | Path | Sequence[str | Pa
     p = protocol(model, data, views)
     paths = video_paths(videos)
     records = [VideoRecord(path=path, label=None, id=str(path)) for path in paths]
-    dataset = VideoDataset(records, "test", p["num_frames"], p["stride"], p["short_side"],
-                           EvalTransform(p["crop_size"], p["views"][1], p["mean"], p["std"]), p["views"])
+    dataset = VideoDataset(
+        records,
+        "test",
+        p["num_frames"],
+        p["stride"],
+        p["short_side"],
+        EvalTransform(p["crop_size"], p["views"][1], p["mean"], p["std"]),
+        p["views"],
+    )
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(target)
     dtype = autocast_dtype(precision, target)
     results: list[dict[str, Any]] = []
     for batch in _progress(loader, progress, len(records)):
-        with torch.inference_mode(), torch.autocast(target.type, dtype=dtype or torch.float32,
-                                                    enabled=dtype is not None):
+        with (
+            torch.inference_mode(),
+            torch.autocast(target.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+        ):
             video = batch["video"].to(target)
             logits = model(video.flatten(0, 1))
         logits = as_head_dict(logits)
@@ -201,9 +224,17 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
         raise ConfigError(f"inputs: no videos ({', '.join(VIDEO_SUFFIXES)}) found in '{cfg.inputs}'.")
     read_checkpoint_argument(cfg.ckpt_path)  # a one-line error for a missing or foreign file
     with reported_as("predict"):
-        results = predict_videos(cfg.ckpt_path, [str(p) for p in paths], topk=int(cfg.topk), views=cfg.views,
-                                 batch_size=int(cfg.batch_size), num_workers=int(cfg.num_workers),
-                                 device=cfg.device, precision=str(cfg.precision), progress=True)
+        results = predict_videos(
+            cfg.ckpt_path,
+            [str(p) for p in paths],
+            topk=int(cfg.topk),
+            views=cfg.views,
+            batch_size=int(cfg.batch_size),
+            num_workers=int(cfg.num_workers),
+            device=cfg.device,
+            precision=str(cfg.precision),
+            progress=True,
+        )
     json_path, csv_path = write(results, cfg.paths.output_dir)
     print_results(results, skipped=len(paths) - len(results))
     print(f"wrote {json_path} and {csv_path}")

@@ -43,13 +43,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             fit(run, cfg.get("ckpt_path") or requeued_checkpoint(run.trainer))
         # None = the weights in memory: the final train state. Without training, the checkpoint given.
         weights = None if trained else cfg.get("ckpt_path")
-        summary: dict[str, Any] = {"output_dir": str(output_dir), "tested": "final model",
-                                   "checkpoint": last_checkpoint(run.trainer) if trained else weights}
-        summary["val"] = results(run.trainer.validate(run.module, datamodule=run.datamodule, ckpt_path=weights,
-                                                      verbose=False))
+        summary: dict[str, Any] = {
+            "output_dir": str(output_dir),
+            "tested": "final model",
+            "checkpoint": last_checkpoint(run.trainer) if trained else weights,
+        }
+        summary["val"] = results(
+            run.trainer.validate(run.module, datamodule=run.datamodule, ckpt_path=weights, verbose=False)
+        )
         if cfg.get("test", True):
-            summary["test"] = results(run.trainer.test(run.module, datamodule=run.datamodule, ckpt_path=weights,
-                                                       verbose=False))
+            summary["test"] = results(
+                run.trainer.test(run.module, datamodule=run.datamodule, ckpt_path=weights, verbose=False)
+            )
             if cfg.get("test_best") and trained:
                 summary.update(test_best(run))
         if run.evaluation.files:
@@ -100,8 +105,9 @@ def fit(run: Run, ckpt_path: str | None) -> None:
     except SIGTERMException as error:
         last = last_checkpoint(run.trainer)
         where = f"resume with ckpt_path={last}" if last else "no checkpoint was saved"
-        raise Preempted(f"stopped by a signal at epoch {run.trainer.current_epoch}, step "
-                        f"{run.trainer.global_step}; {where}") from error
+        raise Preempted(
+            f"stopped by a signal at epoch {run.trainer.current_epoch}, step {run.trainer.global_step}; {where}"
+        ) from error
     finally:
         if previous is not None:
             signal.signal(signal.SIGUSR1, previous)
@@ -129,8 +135,10 @@ def last_checkpoint(trainer: L.Trainer) -> str | None:
 # ------------------------------------------------------------------------------------------------ test_best
 def same_data(a: list, b: list) -> bool:
     """Whether two splits' records are the same videos (e.g. EPIC, SSv2, MiT, K600: "test" is the val file)."""
+
     def key(r: Any) -> tuple:
         return (str(r.path), r.start, r.end)
+
     return bool({key(r) for r in a} & {key(r) for r in b})
 
 

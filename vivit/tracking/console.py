@@ -26,8 +26,7 @@ from rich.table import Table
 from torch import nn
 
 PIPED_WIDTH = 240
-LIBRARIES = ("(lightning|lightning_fabric|lightning_utilities|torch|torchvision|torchmetrics|timm|hydra|omegaconf"
-             "|wandb)")
+LIBRARIES = "(lightning|lightning_fabric|lightning_utilities|torch|torchvision|torchmetrics|timm|hydra|omegaconf|wandb)"
 # (logger, start of the message) of library notices that say nothing about this run
 NOTICES = (
     ("lightning.pytorch.utilities.rank_zero", "💡 Tip:"),
@@ -73,9 +72,11 @@ def model_line(net: nn.Module, stats: Mapping[str, Any]) -> str:
     vivit.models.flops: the paper's multiply-add convention, as `python -m vivit.flops` counts them)."""
     params = sum(p.numel() for p in net.parameters())
     trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
-    return (f"model: {type(net).__name__}, {params / 1e6:.3g} M parameters ({trainable / 1e6:.3g} M trainable), "
-            f"{stats['gflops']:.3g} GFLOPs per view ({stats['num_frames']} frames x {stats['img_size']} px, "
-            f"{stats['tokens']} tokens)")
+    return (
+        f"model: {type(net).__name__}, {params / 1e6:.3g} M parameters ({trainable / 1e6:.3g} M trainable), "
+        f"{stats['gflops']:.3g} GFLOPs per view ({stats['num_frames']} frames x {stats['img_size']} px, "
+        f"{stats['tokens']} tokens)"
+    )
 
 
 def print_summary(summary: Mapping[str, Any]) -> None:
@@ -91,8 +92,15 @@ def print_summary(summary: Mapping[str, Any]) -> None:
         for split in splits:
             value = summary[split].get(f"{split}/{name}")
             is_accuracy = "top" in name
-            cells.append("" if value is None else f"{100 * value:.2f}%" if is_accuracy
-                         else f"{int(value)}" if name == "unreadable" else f"{value:.4f}")
+            cells.append(
+                ""
+                if value is None
+                else f"{100 * value:.2f}%"
+                if is_accuracy
+                else f"{int(value)}"
+                if name == "unreadable"
+                else f"{value:.4f}"
+            )
         table.add_row(name, *cells)
     console = Console(**piped_console_kwargs())
     console.print(table)
@@ -101,8 +109,10 @@ def print_summary(summary: Mapping[str, Any]) -> None:
         console.print("unreadable videos per pass: " + ", ".join(f"{k} {v}" for k, v in unreadable.items()))
     if "test_best" in summary:
         best = {k.split("/", 1)[1]: v for k, v in summary["test_best"].items() if "top" in k}
-        console.print("best-by-val checkpoint on test (not the reported number): "
-                      + ", ".join(f"{k} {100 * v:.2f}%" for k, v in sorted(best.items())))
+        console.print(
+            "best-by-val checkpoint on test (not the reported number): "
+            + ", ".join(f"{k} {100 * v:.2f}%" for k, v in sorted(best.items()))
+        )
     if summary.get("checkpoint"):
         console.print(f"checkpoint: {summary['checkpoint']}", soft_wrap=True, highlight=False)
     console.print(f"outputs:    {summary['output_dir']}", soft_wrap=True, highlight=False)

@@ -28,14 +28,21 @@ from vivit.datamodules.sampling import parse_views
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     """The run's config as plain containers, interpolations resolved (Hydra's own node left out)."""
-    return {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
-            for key in cfg if key != "hydra"}
+    return {
+        key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+        for key in cfg
+        if key != "hydra"
+    }
 
 
 def model_summary(stats: Mapping[str, Any]) -> dict[str, float]:
     """The model's size and cost as W&B config entries (`stats` of vivit.models.flops.model_stats)."""
-    return {"model/params": stats["params"], "model/params_m": round(stats["params_m"], 4),
-            "model/gflops_per_view": round(stats["gflops"], 5), "model/tokens": stats["tokens"]}
+    return {
+        "model/params": stats["params"],
+        "model/params_m": round(stats["params_m"], 4),
+        "model/gflops_per_view": round(stats["gflops"], 5),
+        "model/tokens": stats["tokens"],
+    }
 
 
 def log_run_config(loggers: Sequence[Logger], config: Mapping[str, Any], stats: Mapping[str, Any]) -> None:
@@ -88,15 +95,16 @@ def log_test_outputs(loggers: Sequence[Logger], split: str, files: Sequence[str]
         for kind in ("confusion", "per_class", "worst_classes"):
             prefix = f"{kind}_{split}"
             if file.stem == prefix or file.stem.startswith(prefix + "_"):
-                key = f"{split}/{kind}{file.stem[len(prefix):]}"
+                key = f"{split}/{kind}{file.stem[len(prefix) :]}"
                 if file.suffix == ".png":
                     payload[key] = wandb.Image(str(file))
                 elif file.suffix == ".csv":
                     columns, rows = _read_csv(file)
                     payload[key] = wandb.Table(columns=columns, data=rows)
     if samples:  # a gallery of frame strips, each captioned with its video and the true and predicted classes
-        payload[f"{split}/samples"] = [wandb.Image(sample["frames"], caption=sample_caption(sample["caption"]))
-                                       for sample in samples]
+        payload[f"{split}/samples"] = [
+            wandb.Image(sample["frames"], caption=sample_caption(sample["caption"])) for sample in samples
+        ]
     for logger in wandb_loggers:
         logger.experiment.log(payload)
 
@@ -129,16 +137,31 @@ class Throughput(L.Callback):
 
     on_train_epoch_start = on_validation_epoch_start = on_test_epoch_start = _reset
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self._step("train", batch)
 
-    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                                batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._step("val", batch)
 
-    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                          batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._step("test", batch)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -115,8 +115,12 @@ class LastCheckpoint(L.pytorch.callbacks.Checkpoint):
         # only interruptions: a bug's state is not worth resuming from, and it keeps the previous epoch's file
         if isinstance(exception, (SIGTERMException, KeyboardInterrupt)) and not trainer.fast_dev_run:
             trainer.save_checkpoint(self.path)
-            log.warning("interrupted: saved a resumable checkpoint at epoch %d, step %d: %s",
-                        trainer.current_epoch, trainer.global_step, self.path)
+            log.warning(
+                "interrupted: saved a resumable checkpoint at epoch %d, step %d: %s",
+                trainer.current_epoch,
+                trainer.global_step,
+                self.path,
+            )
 
 
 class UnreadableVideos(L.Callback):
@@ -131,18 +135,33 @@ class UnreadableVideos(L.Callback):
         self.counts: dict[str, list[int]] = {stage: [] for stage in STAGES}
         self._pass: dict[str, Any] = {stage: 0 for stage in STAGES}  # this rank's count (a tensor on the device)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if "unreadable" in batch:
             self._pass["train"] = self._pass["train"] + batch["unreadable"].sum()
 
-    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                                batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         if "valid" in batch:
             self._pass["val"] = self._pass["val"] + (~batch["valid"]).sum()
 
-    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                          batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         if "valid" in batch:
             self._pass["test"] = self._pass["test"] + (~batch["valid"]).sum()
 
@@ -179,4 +198,3 @@ class UnreadableVideos(L.Callback):
         # loads that epoch's checkpoint too, and must not take the passes since then back
         if trainer.state.fn == TrainerFn.FITTING and self.CHECKPOINT_KEY in checkpoint:
             self.counts = {stage: list(checkpoint[self.CHECKPOINT_KEY].get(stage, [])) for stage in STAGES}
-

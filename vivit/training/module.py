@@ -91,7 +91,9 @@ class VideoClassifier(L.LightningModule):
         self.net = net
         self.optimizer = optimizer
         self.num_classes = self._head_sizes(net.num_classes)
-        self.combined_heads = {name: pair for name, pair in combined_heads.items() if set(pair) <= set(self.num_classes)}
+        self.combined_heads = {
+            name: pair for name, pair in combined_heads.items() if set(pair) <= set(self.num_classes)
+        }
         # one running mean of per-example correctness per stage and metric ("val_top1", ...): micro accuracy
         self.metrics = nn.ModuleDict(
             {f"{stage}_{name}": MeanMetric() for stage in STAGES for name in self._metric_names()}
@@ -134,8 +136,10 @@ class VideoClassifier(L.LightningModule):
     # ----------------------------------------------------------------------------------------------- loss
     def _targets(self, labels: Labels) -> dict[str, Tensor]:
         # unlabelled examples (label -1, e.g. a benchmark's hidden test split) get an all-zero target: no loss
-        return {name: F.one_hot(labels[name].clamp(min=0), k).float() * (labels[name] >= 0)[:, None]
-                for name, k in self.num_classes.items()}
+        return {
+            name: F.one_hot(labels[name].clamp(min=0), k).float() * (labels[name] >= 0)[:, None]
+            for name, k in self.num_classes.items()
+        }
 
     def _loss(self, logits: Logits, targets: dict[str, Tensor]) -> Tensor:
         """Mean over heads of soft-target cross-entropy with label smoothing (scenic's multi-head loss)."""
@@ -191,7 +195,9 @@ class VideoClassifier(L.LightningModule):
         logits = self(video)
         loss = self._loss(logits, targets)
         # sync_dist: the logged loss is the mean over ranks (every rank trains on an equal share of a batch)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=video.shape[0], sync_dist=True)
+        self.log(
+            "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=video.shape[0], sync_dist=True
+        )
         with torch.no_grad():
             self._update_metrics("train", logits, labels)
         return loss
@@ -228,8 +234,12 @@ class VideoClassifier(L.LightningModule):
                 (no_decay if ndim <= 1 or f".{name}".endswith(skip) else decay).append(param)
         return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
-    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
-                                    gradient_clip_algorithm: str | None = None) -> None:
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
         """Under FSDP the gradients are sharded: the root FSDP module clips by the norm over all shards (Lightning's
         FSDP precision plugin refuses norm clipping, and per-shard clipping would be wrong)."""
         model = self.trainer.strategy.model

@@ -89,7 +89,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(
-    path: str | Path, state_dict: Mapping[str, torch.Tensor], model_cfg: Mapping[str, Any], resolved: Mapping[str, Any],
+    path: str | Path,
+    state_dict: Mapping[str, torch.Tensor],
+    model_cfg: Mapping[str, Any],
+    resolved: Mapping[str, Any],
     classes: list[str] | Mapping[str, list[str]] | None = None,
 ) -> None:
     """Write a converted model in the train.py checkpoint layout (see the module docstring)."""
@@ -99,8 +102,10 @@ def save_checkpoint(
     if classes is not None:
         config["classes"] = plain_classes(classes)
     torch.save(
-        {"vivit_config": config,
-         "state_dict": {PREFIX + k: v.detach().clone().contiguous() for k, v in state_dict.items()}},
+        {
+            "vivit_config": config,
+            "state_dict": {PREFIX + k: v.detach().clone().contiguous() for k, v in state_dict.items()},
+        },
         path,
     )
 
@@ -112,8 +117,9 @@ def plain_classes(classes: Any) -> list[str] | dict[str, list[str]]:
     return [str(n) for n in classes]
 
 
-def class_names(config: Mapping[str, Any] | None, num_classes: int | Mapping[str, int]
-                ) -> list[str] | dict[str, list[str]]:
+def class_names(
+    config: Mapping[str, Any] | None, num_classes: int | Mapping[str, int]
+) -> list[str] | dict[str, list[str]]:
     """The checkpoint's class names, or "class N" placeholders for a file made before names were stored."""
     names = (config or {}).get("classes")
     if names is not None:

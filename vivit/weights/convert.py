@@ -35,33 +35,39 @@ from .hf import Origins, hf_classes, hf_overrides, hub_snapshot, read_hf, rename
 from .scenic import read_msgpack, rename_scenic, scenic_params
 
 
-def convert_hf(src: str | Path, out: str | Path, model: str | None = None, overrides: Sequence[str] = ()
-               ) -> nn.Module:
+def convert_hf(src: str | Path, out: str | Path, model: str | None = None, overrides: Sequence[str] = ()) -> nn.Module:
     """Convert a Hugging Face ViViT (Model 1) checkpoint (a folder, a weights file or a hub name such as
     google/vivit-b-16x2-kinetics400); returns the converted model (eval mode)."""
     src = hub_snapshot(src)
     state, config = read_hf(src)
     renamed, dropped, origins = rename_hf(state)
     if "head.weight" not in renamed:
-        raise ValueError(f"'{src}' has no classifier (`classifier.weight`): convert a VivitForVideoClassification "
-                         "checkpoint.")
+        raise ValueError(
+            f"'{src}' has no classifier (`classifier.weight`): convert a VivitForVideoClassification checkpoint."
+        )
     derived = hf_overrides(config, f"{src}/config.json") if config else []
     if config is None and model is None:
-        raise ValueError(f"'{src}' has no config.json next to it: pass --model NAME (e.g. vivit_b_st) and the "
-                         "geometry as key=value overrides.")
+        raise ValueError(
+            f"'{src}' has no config.json next to it: pass --model NAME (e.g. vivit_b_st) and the "
+            "geometry as key=value overrides."
+        )
     classes = hf_classes(config, f"{src}/config.json") if config else None
-    return build_converted(renamed, origins, model or "vivit_b_st", [*derived, *overrides], out, str(src),
-                           classes=classes)
+    return build_converted(
+        renamed, origins, model or "vivit_b_st", [*derived, *overrides], out, str(src), classes=classes
+    )
 
 
-def convert_scenic(src: str | Path, out: str | Path, model: str, overrides: Sequence[str] = (),
-                   classes: Sequence[str] | None = None) -> nn.Module:
+def convert_scenic(
+    src: str | Path, out: str | Path, model: str, overrides: Sequence[str] = (), classes: Sequence[str] | None = None
+) -> nn.Module:
     """Convert an official Scenic ViViT checkpoint (any variant); returns the converted model (eval mode)."""
     params = scenic_params(read_msgpack(src), f"'{src}'")
     state, origins, unknown, heads = rename_scenic(params)
     if unknown:
-        raise ValueError(f"'{src}': Scenic parameters with no place in the ViViT models: {', '.join(unknown)} "
-                         "(a pre_logits layer, representation_size, is not supported).")
+        raise ValueError(
+            f"'{src}': Scenic parameters with no place in the ViViT models: {', '.join(unknown)} "
+            "(a pre_logits layer, representation_size, is not supported)."
+        )
     return build_converted(state, origins, model, list(overrides), out, str(src), heads, classes)
 
 
@@ -84,8 +90,10 @@ def config_with(name: str, overrides: Sequence[str]) -> dict[str, Any]:
         adds = key.startswith("+")
         key = key.removeprefix("+").removeprefix("model.")
         if key not in config and key != "num_classes" and not adds:
-            raise ValueError(f"{name} has no key {key!r} (to add one, write +{key}=...); its keys: "
-                             f"{', '.join(k for k in config if k != '_target_')}.")
+            raise ValueError(
+                f"{name} has no key {key!r} (to add one, write +{key}=...); its keys: "
+                f"{', '.join(k for k in config if k != '_target_')}."
+            )
         try:
             config[key] = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={value}"]))["value"]
         except OmegaConfBaseException as error:
@@ -93,9 +101,16 @@ def config_with(name: str, overrides: Sequence[str]) -> dict[str, Any]:
     return config
 
 
-def build_converted(state: dict[str, torch.Tensor], origins: Origins, name: str, overrides: list[str],
-                    out: str | Path, where: str, heads: set[int] | None = None,
-                    classes: Sequence[str] | None = None) -> nn.Module:
+def build_converted(
+    state: dict[str, torch.Tensor],
+    origins: Origins,
+    name: str,
+    overrides: list[str],
+    out: str | Path,
+    where: str,
+    heads: set[int] | None = None,
+    classes: Sequence[str] | None = None,
+) -> nn.Module:
     """Build the model of zoo config `name` + overrides, check the converted weights fit it, load them, save OUT."""
     config = config_with(name, overrides)
     if "num_classes" not in config and "head.weight" in state:
@@ -103,11 +118,15 @@ def build_converted(state: dict[str, torch.Tensor], origins: Origins, name: str,
     if "num_classes" not in config:
         raise ValueError(f"{where}: no classifier to take the number of classes from; set num_classes=...")
     if heads and heads != {config["num_heads"]}:
-        raise ValueError(f"{where}: the checkpoint's attention has {sorted(heads)} heads, the model config "
-                         f"num_heads={config['num_heads']}; set num_heads={min(heads)}.")
+        raise ValueError(
+            f"{where}: the checkpoint's attention has {sorted(heads)} heads, the model config "
+            f"num_heads={config['num_heads']}; set num_heads={min(heads)}."
+        )
     if classes is not None and len(classes) != config["num_classes"]:
-        raise ValueError(f"{where}: {len(classes)} class names for a classifier of {config['num_classes']} classes; "
-                         "give one name per class, in label order.")
+        raise ValueError(
+            f"{where}: {len(classes)} class names for a classifier of {config['num_classes']} classes; "
+            "give one name per class, in label order."
+        )
     model = build_model(config)
     check_state(model, state, origins, where)
     model.load_state_dict(state)
@@ -124,13 +143,18 @@ def check_state(model: nn.Module, state: Mapping[str, torch.Tensor], origins: Or
 
     missing = [n for n in target if n not in state]
     unexpected = [f"{n} (from {origin(n)})" for n in state if n not in target]
-    mismatched = [f"{n}: model {tuple(target[n].shape)}, converted {tuple(v.shape)} from {origin(n)}"
-                  for n, v in state.items() if n in target and v.shape != target[n].shape]
+    mismatched = [
+        f"{n}: model {tuple(target[n].shape)}, converted {tuple(v.shape)} from {origin(n)}"
+        for n, v in state.items()
+        if n in target and v.shape != target[n].shape
+    ]
     if missing or unexpected or mismatched:
         lines = [f"{where} does not fit {type(model).__name__}:"]
         lines += [f"  missing from the checkpoint: {', '.join(missing)}"] if missing else []
         lines += [f"  not in the model: {', '.join(unexpected)}"] if unexpected else []
         lines += [f"  shape mismatch: {m}" for m in mismatched]
-        lines.append("Pick the --model of the checkpoint's variant and size, and override what differs "
-                     "(e.g. num_classes=400 temporal_depth=4 num_frames=32).")
+        lines.append(
+            "Pick the --model of the checkpoint's variant and size, and override what differs "
+            "(e.g. num_classes=400 temporal_depth=4 num_frames=32)."
+        )
         raise ValueError("\n".join(lines))

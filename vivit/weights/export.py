@@ -11,13 +11,11 @@ model; the largest absolute difference is printed and the export fails above `--
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import nn
-
 
 
 def example_clip(model: nn.Module, batch: int = 2, seed: int = 0) -> torch.Tensor:
@@ -47,8 +45,14 @@ def export_program(model: nn.Module, path: str | Path, batch: int = 2) -> torch.
 def export_onnx(model: nn.Module, path: str | Path, batch: int = 2) -> None:
     """ONNX (torch.onnx's dynamo exporter) with a dynamic batch; needs `onnx` and `onnxscript`."""
     clip = example_clip(model, batch)
-    torch.onnx.export(model, (clip,), str(path), dynamo=True, input_names=["video"],
-                      dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+    torch.onnx.export(
+        model,
+        (clip,),
+        str(path),
+        dynamo=True,
+        input_names=["video"],
+        dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+    )
 
 
 def missing_onnx_packages() -> list[str]:

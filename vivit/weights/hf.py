@@ -75,8 +75,12 @@ def read_hf(src: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | 
     """Weights and config.json (None if there is none) of a Hugging Face directory or weights file."""
     src = Path(src)
     if src.is_dir():
-        candidates = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                      "pytorch_model.bin.index.json"]
+        candidates = [
+            "model.safetensors",
+            "model.safetensors.index.json",
+            "pytorch_model.bin",
+            "pytorch_model.bin.index.json",
+        ]
         files = [src / c for c in candidates if (src / c).is_file()]
         if not files:
             raise FileNotFoundError(f"'{src}' has none of {candidates}: not a Hugging Face model directory.")
@@ -98,12 +102,16 @@ def hf_overrides(config: Mapping[str, Any], where: str) -> list[str]:
     """Model-config overrides (Hydra syntax) that give our Model 1 the geometry of a Hugging Face ViViT."""
     act = config.get("hidden_act", "gelu_fast")
     if act not in TANH_GELUS:
-        raise ValueError(f"{where}: hidden_act={act!r}; the ViViT models use the tanh GELU of Flax "
-                         f"({', '.join(TANH_GELUS)}), so the converted model would not give the same outputs.")
+        raise ValueError(
+            f"{where}: hidden_act={act!r}; the ViViT models use the tanh GELU of Flax "
+            f"({', '.join(TANH_GELUS)}), so the converted model would not give the same outputs."
+        )
     eps = config.get("layer_norm_eps", 1e-6)
     if eps != 1e-6:
-        raise ValueError(f"{where}: layer_norm_eps={eps}; the ViViT models use Flax's 1e-6, so the converted model "
-                         "would not give the same outputs.")
+        raise ValueError(
+            f"{where}: layer_norm_eps={eps}; the ViViT models use Flax's 1e-6, so the converted model "
+            "would not give the same outputs."
+        )
     size = config.get("image_size", 224)
     if isinstance(size, Sequence):
         if len(set(size)) != 1:
@@ -145,12 +153,16 @@ def hub_snapshot(src: str | Path) -> Path:
     try:
         return Path(snapshot_download(str(src), allow_patterns=HUB_FILES))
     except LocalEntryNotFoundError as error:
-        raise FileNotFoundError(f"'{src}' is not a local folder and is not in the Hugging Face cache, and the hub "
-                                "cannot be reached (offline, or HF_HUB_OFFLINE=1): download it once online, or "
-                                "pass the model's folder.") from error
+        raise FileNotFoundError(
+            f"'{src}' is not a local folder and is not in the Hugging Face cache, and the hub "
+            "cannot be reached (offline, or HF_HUB_OFFLINE=1): download it once online, or "
+            "pass the model's folder."
+        ) from error
     except HfHubHTTPError as error:
-        raise FileNotFoundError(f"'{src}': the Hugging Face hub answered {error}; check the model name "
-                                "(e.g. google/vivit-b-16x2-kinetics400) or your token (`hf auth login`).") from error
+        raise FileNotFoundError(
+            f"'{src}': the Hugging Face hub answered {error}; check the model name "
+            "(e.g. google/vivit-b-16x2-kinetics400) or your token (`hf auth login`)."
+        ) from error
 
 
 def hf_classes(config: Mapping[str, Any], where: str) -> list[str] | None:

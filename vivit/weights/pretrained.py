@@ -8,7 +8,8 @@ One entry point, `initialise(model, source, ...)`, where `source` is
 - a local image-ViT weights file: a timm (or Hugging Face `ViTModel`) state dict in .pth/.bin/.safetensors,
   or an original JAX ViT `.npz` (google-research/vision_transformer or big_vision layout). The ViT's
   geometry is read from the file (the number of heads, which a PyTorch state dict does not show, is the
-  model's), and the file is loaded by the same `timm.create_model(..., pretrained=True)` call as a hub model;
+  model's), and the file is loaded by the same `timm.create_model(..., pretrained=True)` call as a hub model
+  (both in vivit/weights/image_vit.py);
 - a video checkpoint: a train.py `.ckpt` or a `.pt` written by `python -m vivit.convert` (the paper's
   "Kinetics-400 initialisation" for EPIC-Kitchens and SSv2);
 - or a timm `VisionTransformer` instance.
@@ -40,15 +41,12 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import logging
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import timm
 import torch
 import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed
@@ -57,18 +55,15 @@ from torch import nn
 from vivit.common.checks import check_choice
 from vivit.common.files import load_torch_file
 
-from .checkpoint import backbone_weights, read_checkpoint, read_state_dict, split_checkpoint
-from .hf import rename_hf
+from .checkpoint import backbone_weights, read_checkpoint, split_checkpoint
+from .image_vit import load_image_vit
 
 log = logging.getLogger(__name__)
 
 TUBELET_INITS = ("central_frame", "inflate", "random")
 TEMPORAL_INITS = ("zero", "copy")
 POS_INTERPOLATIONS = ("bilinear", "bicubic")
-IMAGE_SUFFIXES = (".pth", ".bin", ".safetensors", ".npz")
 LIGHTNING_SUFFIX = ".ckpt"  # always a video checkpoint (a .pt may hold an image ViT's state dict or a ViViT)
-# Any timm ViT name builds a generic VisionTransformer once its geometry is overridden from the weights file.
-GENERIC_VIT = "vit_base_patch16_224"
 
 
 @dataclass
@@ -82,8 +77,10 @@ class InitReport:
     dropped: list[str] = field(default_factory=list)  # source parameters not used, on purpose
 
     def __str__(self) -> str:
-        lines = [f"Initialised from {self.source}: {len(self.loaded)} parameters copied, {len(self.adapted)} adapted, "
-                 f"{len(self.kept)} left at their initialisation, {len(self.dropped)} source parameters unused."]
+        lines = [
+            f"Initialised from {self.source}: {len(self.loaded)} parameters copied, {len(self.adapted)} adapted, "
+            f"{len(self.kept)} left at their initialisation, {len(self.dropped)} source parameters unused."
+        ]
         lines += [f"  adapted {name}: {how}" for name, how in self.adapted.items()]
         if self.kept:
             lines.append(f"  kept at init: {compact(self.kept)}")
@@ -157,8 +154,11 @@ def initialise(
 
 
 # The options of `initialise` and their defaults: the `init_options` of a model config (vivit.runtime.config).
-INIT_OPTIONS = {name: parameter.default for name, parameter in inspect.signature(initialise).parameters.items()
-                if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
+INIT_OPTIONS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(initialise).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+}
 
 
 def _num_heads(model: nn.Module) -> int:
@@ -221,8 +221,10 @@ class _Transfer:
             lines += [f"  shape mismatch: {m}" for m in self.mismatches[:12]]
             if len(self.mismatches) > 12:
                 lines.append(f"  ... and {len(self.mismatches) - 12} more shape mismatches")
-            lines.append("Check that the model config (depth, embed_dim, num_heads, tubelet_size, classifier, "
-                         "variant) matches the pretrained network.")
+            lines.append(
+                "Check that the model config (depth, embed_dim, num_heads, tubelet_size, classifier, "
+                "variant) matches the pretrained network."
+            )
             raise ValueError("\n".join(lines))
         model.load_state_dict(self.new, strict=False)
         if "head.weight" not in self.new:  # a new classifier starts at zero, as Scenic's output_projection
@@ -237,128 +239,9 @@ class _Transfer:
 
 
 # ----------------------------------------------------------------------------------------------- image ViT
-def load_image_vit(source: str | Path | nn.Module, weights: str | Path | None = None, num_heads: int | None = None
-                   ) -> tuple[nn.Module, str]:
-    """A timm VisionTransformer with pretrained weights, and a description of where they came from.
-
-    `source` is a timm name (hub download, or `weights` = a local file of those weights) or a weights file whose
-    geometry is read from the file (`num_heads` fills in what a PyTorch state dict cannot tell).
-    """
-    if isinstance(source, nn.Module):
-        return source, type(source).__name__
-    path = Path(source)
-    if weights is None and (path.suffix in IMAGE_SUFFIXES or path.exists()):
-        if not path.is_file():
-            raise FileNotFoundError(f"No image-ViT weights file at '{path}'.")
-        name, kwargs, overlay = GENERIC_VIT, *_file_vit_args(path, num_heads)
-        where = f"'{path}'"
-    else:
-        name, where = str(source), f"timm model '{source}'"
-        if not timm.is_model(name.split(".")[0]):
-            raise ValueError(
-                f"'{source}' is neither an existing file nor a timm model name; pass a ViT weights file "
-                f"({', '.join(IMAGE_SUFFIXES)}), a video checkpoint (.ckpt / converted .pt) or a timm name such "
-                "as vit_base_patch16_224.orig_in21k."
-            )
-        kwargs, overlay = {"num_classes": 0}, None
-        if weights is not None:
-            weights = Path(weights)
-            if not weights.is_file():
-                raise FileNotFoundError(f"No weights file at '{weights}' (for timm model '{source}').")
-            file_kwargs, overlay = _file_vit_args(weights, num_heads)
-            kwargs = {"num_classes": file_kwargs["num_classes"]}
-            where += f" with weights '{weights}'"
-    try:
-        vit = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
-    except (RuntimeError, KeyError, ValueError, OSError) as error:
-        hint = ""
-        if overlay is None:
-            hint = (" Downloading needs internet (HF_HUB_OFFLINE must be unset); offline, pass a local copy with "
-                    "weights=FILE, or the file itself as the source.")
-        raise ValueError(f"Could not load the image ViT {where}: {error}.{hint}") from error
-    return vit, where
-
-
-def _file_vit_args(path: Path, num_heads: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """timm VisionTransformer kwargs read from a weights file, and the `pretrained_cfg_overlay` that loads it."""
-    if path.suffix == ".npz":
-        kwargs = _npz_geometry(path)
-        overlay = {"file": str(path), "custom_load": True}  # timm's _load_weights reads the JAX layout
-    else:
-        state = read_state_dict(path)
-        if any(".patch_embeddings.projection." in k or k.startswith("embeddings.") for k in state):
-            state, _, _ = rename_hf(state)  # a Hugging Face ViTModel: same names as ViViT's
-            overlay = {"state_dict": state}
-        else:
-            overlay = {"file": str(path)}
-        kwargs = _state_dict_geometry(state, path)
-        if num_heads is None:
-            raise ValueError(f"'{path}': a PyTorch state dict does not tell the number of heads; pass num_heads.")
-        kwargs["num_heads"] = num_heads
-    # The overlay states the file's head size too, so timm loads strictly: a key it cannot place is an error.
-    overlay["num_classes"] = kwargs["num_classes"]
-    return kwargs, overlay
-
-
-def _grid(num_tokens: int, has_cls: bool, where: Any) -> tuple[int, int]:
-    """(grid side, position rows before the grid) of a square ViT position embedding of `num_tokens` rows."""
-    for prefix in ((1, 0) if has_cls else (0,)):
-        side = math.isqrt(num_tokens - prefix)
-        if side * side == num_tokens - prefix:
-            return side, prefix
-    raise ValueError(f"{where}: a position embedding of {num_tokens} rows is not a square grid (+ CLS row).")
-
-
-def _state_dict_geometry(state: Mapping[str, torch.Tensor], where: Any) -> dict[str, Any]:
-    for key in ("patch_embed.proj.weight", "pos_embed", "blocks.0.mlp.fc1.weight"):
-        if key not in state:
-            raise ValueError(f"'{where}' is not a timm/Hugging Face ViT state dict: it has no '{key}'.")
-    dim, in_chans, ph, pw = state["patch_embed.proj.weight"].shape
-    has_cls = "cls_token" in state
-    side, prefix = _grid(state["pos_embed"].shape[1], has_cls, where)
-    depth = 1 + max(int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.", k)))
-    return dict(
-        img_size=side * ph, patch_size=(ph, pw), in_chans=in_chans, embed_dim=dim, depth=depth,
-        mlp_ratio=state["blocks.0.mlp.fc1.weight"].shape[0] / dim, qkv_bias="blocks.0.attn.qkv.bias" in state,
-        class_token=has_cls, no_embed_class=has_cls and prefix == 0,
-        global_pool="token" if has_cls else "avg", fc_norm="fc_norm.weight" in state,
-        num_classes=state["head.weight"].shape[0] if "head.weight" in state else 0,
-    )
-
-
-def _npz_geometry(path: Path) -> dict[str, Any]:
-    """Geometry of an original JAX ViT `.npz` (vision_transformer or big_vision names), read key by key."""
-    with np.load(path, allow_pickle=False) as npz:
-        keys = list(npz.files)
-
-        def find(pattern: str) -> str | None:
-            return next((k for k in keys if re.search(pattern, k)), None)
-
-        embedding = find(r"(^|/)embedding/kernel$")
-        if embedding is None:
-            raise ValueError(f"'{path}' is not a JAX ViT .npz: no 'embedding/kernel'.")
-        prefix = embedding[: -len("embedding/kernel")]
-        ph, pw, in_chans, dim = npz[embedding].shape
-        has_cls = f"{prefix}cls" in keys
-        pos = find(rf"^{re.escape(prefix)}(Transformer/posembed_input/)?pos_embedding$")
-        side, pos_prefix = _grid(npz[pos].shape[1], has_cls, path)
-        query = find(r"encoderblock(_0)?/MultiHeadDotProductAttention_\d/query/kernel$")
-        mlp = find(r"encoderblock(_0)?/MlpBlock_\d/Dense_0/kernel$")
-        stacked = "/encoderblock/" in query
-        depth = npz[query].shape[0] if stacked else len(
-            {m[1] for k in keys if (m := re.search(r"encoderblock_(\d+)/", k))})
-        head = f"{prefix}head/kernel"
-        return dict(
-            img_size=side * ph, patch_size=(ph, pw), in_chans=in_chans, embed_dim=dim, depth=depth,
-            num_heads=npz[query].shape[-2], mlp_ratio=npz[mlp].shape[-1] / dim,
-            qkv_bias=query.replace("/kernel", "/bias") in keys, class_token=has_cls,
-            no_embed_class=has_cls and pos_prefix == 0, global_pool="token" if has_cls else "avg", fc_norm=False,
-            num_classes=npz[head].shape[-1] if head in keys else 0,
-        )
-
-
-def _image_to_video(model: nn.Module, vit: nn.Module, name: str, tubelet_init: str, temporal_init: str,
-                    interpolation: str) -> InitReport:
+def _image_to_video(
+    model: nn.Module, vit: nn.Module, name: str, tubelet_init: str, temporal_init: str, interpolation: str
+) -> InitReport:
     if getattr(vit, "reg_token", None) is not None:
         raise ValueError(f"{name} has register tokens, which ViViT does not have.")
     has_cls = getattr(vit, "cls_token", None) is not None
@@ -382,8 +265,10 @@ def _image_to_video(model: nn.Module, vit: nn.Module, name: str, tubelet_init: s
         transfer.copy("cls_token")
     vit_heads = vit.blocks[0].attn.num_heads
     if vit_heads != _num_heads(model):
-        raise ValueError(f"{name} has {vit_heads} attention heads, the model {_num_heads(model)} "
-                         f"(model.num_heads): set model.num_heads={vit_heads}.")
+        raise ValueError(
+            f"{name} has {vit_heads} attention heads, the model {_num_heads(model)} "
+            f"(model.num_heads): set model.num_heads={vit_heads}."
+        )
 
     # Position embeddings: grid resized to the model's, repeated over time (Models 1/3/4) or per frame (Model 2).
     nt, nh, nw = model.patch_embed.grid_size
@@ -398,8 +283,11 @@ def _image_to_video(model: nn.Module, vit: nn.Module, name: str, tubelet_init: s
     # token enters as in the ViT; the model's own if the ViT has no CLS token (Scenic).
     cls_row = pos[:, :1] if pos_rows else torch.zeros_like(pos[:, :1]) if has_cls else None
     if model.num_prefix_tokens:
-        how += {1: "; CLS row copied", 0: "; CLS row zero (the ViT adds no position to its CLS token)"}[pos_rows] \
-            if has_cls else "; CLS row kept at init (the ViT has no CLS token)"
+        how += (
+            {1: "; CLS row copied", 0: "; CLS row zero (the ViT adds no position to its CLS token)"}[pos_rows]
+            if has_cls
+            else "; CLS row kept at init (the ViT has no CLS token)"
+        )
     transfer.set("pos_embed", _with_cls_row(new, model, cls_row), how, ["pos_embed"])
 
     transfer.keep(*model.new_parameters())  # e.g. Model 2's temporal encoder starts random, as in Scenic
@@ -442,8 +330,11 @@ def _temporal_attention_from_image(transfer: _Transfer, model: nn.Module, tempor
             transfer.keep(f"{temporal}.qkv.*")
             for name in ("proj.weight", "proj.bias"):
                 target = f"{temporal}.{name}"
-                transfer.set(target, torch.zeros_like(transfer.target[target]),
-                             "zero (the temporal attention branch starts at exactly 0)")
+                transfer.set(
+                    target,
+                    torch.zeros_like(transfer.target[target]),
+                    "zero (the temporal attention branch starts at exactly 0)",
+                )
 
 
 def _with_cls_row(grid: torch.Tensor, model: nn.Module, cls_row: torch.Tensor | None) -> torch.Tensor:
@@ -461,11 +352,15 @@ def _resize_spatial(x: torch.Tensor, size: tuple[int, int], interpolation: str) 
     if (h, w) == tuple(size):
         return x
     # "bilinear" with aligned corners is exactly scipy.ndimage.zoom(order=1), what Scenic uses.
-    options = {"interpolation": "bilinear", "antialias": False, "align_corners": True} if interpolation == "bilinear" \
+    options = (
+        {"interpolation": "bilinear", "antialias": False, "align_corners": True}
+        if interpolation == "bilinear"
         else {"interpolation": "bicubic", "antialias": True}
+    )
     frames_out = [
-        resample_abs_pos_embed(x[:, f].reshape(1, h * w, dim).float(), list(size), old_size=[h, w],
-                               num_prefix_tokens=0, **options)
+        resample_abs_pos_embed(
+            x[:, f].reshape(1, h * w, dim).float(), list(size), old_size=[h, w], num_prefix_tokens=0, **options
+        )
         for f in range(frames)
     ]
     return torch.stack(frames_out, dim=1).reshape(1, frames, *size, dim).to(x.dtype)
@@ -495,8 +390,14 @@ def _read_video_checkpoint(source: str | Path) -> tuple[dict[str, torch.Tensor],
     return split_checkpoint(content, path)  # already loaded: do not read the file twice
 
 
-def _video_to_video(model: nn.Module, state: Mapping[str, torch.Tensor], config: Mapping[str, Any] | None,
-                    name: str, interpolation: str, load_head: bool) -> InitReport:
+def _video_to_video(
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    config: Mapping[str, Any] | None,
+    name: str,
+    interpolation: str,
+    load_head: bool,
+) -> InitReport:
     transfer = _Transfer(model, state, name)
     if not load_head:
         transfer.drop(["head.weight", "head.bias"])
@@ -515,9 +416,11 @@ def _video_to_video(model: nn.Module, state: Mapping[str, torch.Tensor], config:
         if key not in transfer.target or key not in state or state[key].shape == transfer.target[key].shape:
             continue
         if source_model is None:
-            raise ValueError(f"{name}: {key} has shape {tuple(state[key].shape)}, the model "
-                             f"{tuple(transfer.target[key].shape)}, and the checkpoint has no vivit_config to tell "
-                             "its geometry, so it cannot be resized.")
+            raise ValueError(
+                f"{name}: {key} has shape {tuple(state[key].shape)}, the model "
+                f"{tuple(transfer.target[key].shape)}, and the checkpoint has no vivit_config to tell "
+                "its geometry, so it cannot be resized."
+            )
         new, how = _resize_video_pos(model, key, state[key], source_model, interpolation)
         transfer.set(key, new, how, [key])
     return transfer.finish(model)
@@ -530,8 +433,9 @@ def _source_geometry(cfg: Mapping[str, Any]) -> tuple[tuple[int, int, int], int]
     return (frames // t, img // h, img // w), int(cfg.get("classifier", "token") == "token")
 
 
-def _resize_video_pos(model: nn.Module, key: str, pos: torch.Tensor, source_model: Mapping[str, Any],
-                      interpolation: str) -> tuple[torch.Tensor, str]:
+def _resize_video_pos(
+    model: nn.Module, key: str, pos: torch.Tensor, source_model: Mapping[str, Any], interpolation: str
+) -> tuple[torch.Tensor, str]:
     (nt0, nh0, nw0), rows = _source_geometry(source_model)
     nt, nh, nw = model.patch_embed.grid_size
     cls_row = pos[:, :1] if rows else None
@@ -542,8 +446,10 @@ def _resize_video_pos(model: nn.Module, key: str, pos: torch.Tensor, source_mode
     else:
         frames0, frames = (nt0, nt) if model.pos_embed_spans_time else (1, 1)
         if body.shape[1] != frames0 * nh0 * nw0:
-            raise ValueError(f"{key}: {body.shape[1]} position rows do not match the checkpoint's geometry "
-                             f"{frames0}x{nh0}x{nw0} from its config.")
+            raise ValueError(
+                f"{key}: {body.shape[1]} position rows do not match the checkpoint's geometry "
+                f"{frames0}x{nh0}x{nw0} from its config."
+            )
         grid = _resize_spatial(body.reshape(1, frames0, nh0, nw0, -1), (nh, nw), interpolation)
         new = _resize_temporal(grid, frames).reshape(1, frames * nh * nw, -1)
         how = f"{frames0}x{nh0}x{nw0} grid resized to {frames}x{nh}x{nw} ({interpolation} in space, linear in time)"

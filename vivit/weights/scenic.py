@@ -68,7 +68,6 @@ def read_msgpack(path: str | Path) -> dict[str, Any]:
     return _unchunk(tree)
 
 
-
 def scenic_params(tree: Mapping[str, Any], where: str = "checkpoint") -> dict[str, Any]:
     """The model parameters of a Scenic train state: under optimizer/target, params, or at the top level."""
     for path in (("optimizer", "target"), ("opt", "target"), ("params",), ("target",), ()):
@@ -79,18 +78,25 @@ def scenic_params(tree: Mapping[str, Any], where: str = "checkpoint") -> dict[st
             node = node["params"]  # a flax.linen variables dict
         if isinstance(node, Mapping) and "embedding" in node:
             return dict(node)
-    raise ValueError(f"{where}: no ViViT parameters ('embedding', ...) under optimizer/target, params or the top "
-                     f"level; top-level keys: {sorted(tree)}.")
+    raise ValueError(
+        f"{where}: no ViViT parameters ('embedding', ...) under optimizer/target, params or the top "
+        f"level; top-level keys: {sorted(tree)}."
+    )
 
 
 _ENCODERS = {"Transformer": "", "SpatialTransformer": "", "TemporalTransformer": "temporal_"}
 _TOKENS = {"cls": "cls_token", "cls_SpatialTransformer": "cls_token", "cls_TemporalTransformer": "temporal_cls_token"}
 _BLOCK_MODULES = {  # Scenic module inside encoderblock_N -> ours inside blocks.N
-    "LayerNorm_0": "norm1", "LayerNorm_space": "norm1", "LayerNorm_time": "temporal_norm1",
-    "LayerNorm_1": "norm2", "LayerNorm_mlp": "norm2",
-    "MultiHeadDotProductAttention_0": "attn", "MultiHeadDotProductAttention_space": "attn",
+    "LayerNorm_0": "norm1",
+    "LayerNorm_space": "norm1",
+    "LayerNorm_time": "temporal_norm1",
+    "LayerNorm_1": "norm2",
+    "LayerNorm_mlp": "norm2",
+    "MultiHeadDotProductAttention_0": "attn",
+    "MultiHeadDotProductAttention_space": "attn",
     "MultiHeadDotProductAttention_time": "temporal_attn",
-    "MlpBlock_0": "mlp", "MlpBlock": "mlp",
+    "MlpBlock_0": "mlp",
+    "MlpBlock": "mlp",
 }
 
 
