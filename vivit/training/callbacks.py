@@ -136,31 +136,19 @@ class UnreadableVideos(L.Callback):
         self._pass: dict[str, Any] = {stage: 0 for stage in STAGES}  # this rank's count (a tensor on the device)
 
     def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, *_: Any
     ) -> None:
         if "unreadable" in batch:
             self._pass["train"] = self._pass["train"] + batch["unreadable"].sum()
 
     def on_validation_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, *_: Any
     ) -> None:
         if "valid" in batch:
             self._pass["val"] = self._pass["val"] + (~batch["valid"]).sum()
 
     def on_test_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, *_: Any
     ) -> None:
         if "valid" in batch:
             self._pass["test"] = self._pass["test"] + (~batch["valid"]).sum()
