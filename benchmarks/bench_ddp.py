@@ -36,13 +36,13 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 
 def tiny_model_config() -> dict:
-    """conf/model/vivit_tiny.yaml, composed as train.py does, with 8 classes."""
+    """conf/model/vivit_tiny.yaml, composed as train.py does, with the 8 classes the data gives it."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        cfg = compose(config_name="train", overrides=["model=vivit_tiny", "data.num_classes=8"])
-    return OmegaConf.to_container(cfg.model, resolve=True)
+        cfg = compose(config_name="train", overrides=["model=vivit_tiny"])
+    return {**OmegaConf.to_container(cfg.model, resolve=True), "num_classes": 8}
 
 
 def _rank(rank: int, world: int, args: argparse.Namespace, model_cfg: dict, folder: str, queue) -> None:

@@ -155,7 +155,7 @@ class ToyViViT(SpatioTemporalViViT):
             "train",
             ["model=vivit_ti_toy", "model.img_size=32", "model.num_frames=4", "model.depth=2", "model.embed_dim=48"],
         )
-        assert cfg.model._target_ == "vivit.models.ToyViViT"  # the registry's name for it
+        assert cfg.model._target_ == "toy_variant.ToyViViT"  # where it lives
         config = {**OmegaConf.to_container(cfg.model, resolve=True), "num_classes": 5}
         from vivit.models import build_model
 

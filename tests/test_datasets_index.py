@@ -48,7 +48,7 @@ def test_records_labels_and_skipped_rows_match_the_release(built, name, tmp_path
     release = built[name]
     index = make_index(name, release, tmp_path / "cache")
     assert index.classes == release.classes
-    with caplog.at_level(logging.WARNING, logger="datamodules.index"):
+    with caplog.at_level(logging.WARNING, logger="vivit.datamodules.index"):
         for split in ("train", "val", "test"):
             records = index.records(split)
             assert [r.id for r in records] == release.present[split], split

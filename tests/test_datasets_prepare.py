@@ -1,4 +1,4 @@
-"""`python -m datamodules.prepare`: re-encodes a release with dense keyframes at a short side, keeps its layout,
+"""`python -m vivit.datamodules.prepare`: re-encodes a release with dense keyframes at a short side, keeps its layout,
 frames and annotations, skips what is done, and redoes what an interrupted run left."""
 
 from pathlib import Path

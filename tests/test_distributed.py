@@ -202,7 +202,7 @@ def test_global_batch_that_does_not_divide_is_a_one_line_error_naming_the_keys(s
     with pytest.raises(ConfigError) as error:
         build(cfg, "fit")
     message = str(error.value)
-    assert message.startswith("global_batch: global_batch=64 is not a multiple of data.batch_size x trainer.devices")
+    assert message.startswith("global_batch=64 is not a multiple of data.batch_size x trainer.devices")
     assert "8 x 16 x 1 = 128" in message and "\n" not in message
     cfg = compose_config("train", [*overrides, "data.batch_size=4"], output_dir=tmp_path)
     assert apply_global_batch(cfg) == "global batch 64 = 4 per device x 16 devices x 1 accumulation"

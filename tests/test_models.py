@@ -568,3 +568,18 @@ def test_model_choice_and_overrides_through_the_train_config(tmp_path):
         model = build(cfg.model, cfg.data.num_classes)
     assert isinstance(model, FactorisedEncoderViViT) and len(model.temporal_blocks) == 8
     assert model.num_classes == cfg.data.num_classes
+
+
+def test_an_unknown_model_key_is_one_line_naming_it(tmp_path):
+    from tests.conftest import compose_config
+    from vivit.models import create_model
+    from vivit.runtime.errors import ConfigError
+    from vivit.tasks.build import build
+
+    with pytest.raises(
+        ValueError, match=r"^model\.foo: FactorisedEncoderViViT takes no argument 'foo'; its arguments: "
+    ):
+        create_model("vivit_ti_fe", num_classes=3, foo=1)
+    cfg = compose_config("train", ["+model.foo=1", "logger=none"], output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"^model\.foo: FactorisedEncoderViViT takes no argument 'foo'"):
+        build(cfg, "fit")

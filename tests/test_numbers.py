@@ -119,11 +119,11 @@ def test_reported_as_keeps_the_traceback_of_a_bug():
     with pytest.raises(ConfigError, match=r"^data: .*unexpected keyword argument 'batchsize'"):
         with _reported_as("data"):
             hydra.utils.instantiate(
-                {"_target_": "datamodules.transforms.EvalTransform", "crop_size": 8, "batchsize": 2}
+                {"_target_": "vivit.datamodules.transforms.EvalTransform", "crop_size": 8, "batchsize": 2}
             )
     with pytest.raises(ConfigError, match=r"^data: test_views must look like"):
         with _reported_as("data"):
-            hydra.utils.instantiate({"_target_": "datamodules.sampling.parse_views", "views": "4by3"})
+            hydra.utils.instantiate({"_target_": "vivit.datamodules.sampling.parse_views", "views": "4by3"})
     with pytest.raises(ConfigError, match=r"^model: "):
         with _reported_as("model"):
             hydra.utils.instantiate({"_target_": "no.such.Model"})
@@ -138,7 +138,7 @@ def test_a_transform_type_error_inside_instantiate_keeps_its_traceback():
         with _reported_as("data"):  # VideoRandAugment raises TypeError on a float clip, inside the target
             hydra.utils.instantiate(
                 {
-                    "_target_": "datamodules.transforms.VideoRandAugment.transform",
+                    "_target_": "vivit.datamodules.transforms.VideoRandAugment.transform",
                     "self": VideoRandAugment(),
                     "inpt": torch.zeros(1, 3, 2, 2),
                     "params": {"ops": []},
@@ -289,7 +289,7 @@ def test_num_classes_is_read_from_the_index(folder_root, tmp_path):
 
     describer = next(c for c in run.trainer.callbacks if isinstance(c, SelfDescribingCheckpoints))
     assert describer.config["resolved"]["data"]["num_classes"] == 8  # eval.py gets the number
-    with pytest.raises(ConfigError, match=r"^data: data\.num_classes is 5 .* has 8 classes; set data\.num_classes=8$"):
+    with pytest.raises(ConfigError, match=r"^data\.num_classes is 5 .* has 8 classes; set data\.num_classes=8$"):
         build(folder_config(folder_root, tmp_path, "data.num_classes=5"), "fit")
     from tests.conftest import compose_config
 
@@ -564,8 +564,15 @@ def test_eval_on_the_epic_test_timestamps_writes_a_valid_submission(tmp_path):
 
     test = [*base, "data.index.test=EPIC_100_test_timestamps.csv"]
     cfg = compose_config("eval", [*test, "trainer.accelerator=cpu"], output_dir=tmp_path / "missing_levels")
-    with pytest.raises(ConfigError, match=r"^eval.submission: eval.submission.sls_pt, eval.submission.sls_tl"):
+    with pytest.raises(ConfigError, match=r"^eval\.submission\.sls_pt, eval\.submission\.sls_tl"):
         evaluate(cfg, overrides=test)
+    assert not (tmp_path / "missing_levels" / "metrics.json").exists()  # said before any video was decoded
+    # train.py too: the unlabelled test split's submission is checked before training, not after it
+    from vivit.tasks.build import build
+
+    train_test = [*data, "model=vivit_tiny", "data.index.test=EPIC_100_test_timestamps.csv", "logger=none"]
+    with pytest.raises(ConfigError, match=r"^eval\.submission\.sls_pt, eval\.submission\.sls_tl"):
+        build(compose_config("train", train_test, output_dir=tmp_path / "train_missing_levels"), "fit")
     test += ["eval.submission.sls_pt=2", "eval.submission.sls_tl=3", "eval.submission.sls_td=3"]
     cfg = compose_config("eval", [*test, "trainer.accelerator=cpu"], output_dir=tmp_path / "sub")
     evaluate(cfg, overrides=test)

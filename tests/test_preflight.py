@@ -1,4 +1,5 @@
-"""Mistakes reported before any work, in one line naming the key or file (vivit/preflight.py), through train/eval.
+"""Mistakes reported before any work, in one line naming the key or file (vivit/runtime/preflight.py), through
+train/eval.
 
 "Before any work" is checked on a data root that does not exist yet: had the run started, it would have generated
 the synthetic dataset there.

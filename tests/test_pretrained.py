@@ -1,6 +1,6 @@
-"""Tests of `vivit.weights.pretrained.initialise`: image ViT -> ViViT (paper Sec. 3.4, Scenic's initialise_from_train_state)
-and video checkpoint -> ViViT. Image ViTs are tiny timm VisionTransformers saved to local files and loaded through
-the same `timm.create_model(..., pretrained=True)` call as hub weights."""
+"""Tests of `vivit.weights.pretrained.initialise`: image ViT -> ViViT (paper Sec. 3.4, Scenic's
+initialise_from_train_state) and video checkpoint -> ViViT. Image ViTs are tiny timm VisionTransformers saved to
+local files and loaded through the same `timm.create_model(..., pretrained=True)` call as hub weights."""
 
 from __future__ import annotations
 

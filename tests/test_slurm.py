@@ -123,7 +123,7 @@ def test_slurm_preset_gives_sbatch_nodes_gpus_tasks_and_the_requeue_signal(tmp_p
 
 def test_slurm_preset_without_multirun_is_a_one_line_error(tmp_path):
     cfg = compose_config("train", ["hydra/launcher=slurm"], output_dir=tmp_path)
-    with pytest.raises(ConfigError, match=r"^hydra/launcher: hydra/launcher=slurm submits sweeps only: add -m"):
+    with pytest.raises(ConfigError, match=r"^hydra/launcher=slurm submits sweeps only: add -m"):
         build(cfg, "fit")
 
 
@@ -230,7 +230,7 @@ def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_c
 
 
 def test_under_slurm_srun_starts_the_ranks_and_lightning_spawns_none(tmp_path, monkeypatch):
-    """Rank 1 of a 2-task SLURM job: the trainer of the preset takes its rank from SLURM, and vivit/distributed.py
+    """Rank 1 of a 2-task SLURM job: the trainer of the preset takes its rank from SLURM, and vivit/runtime/ranks.py
     keeps Lightning's launcher (it would start extra ranks from ranks.yaml on one node)."""
     from hydra.core.hydra_config import HydraConfig
     from lightning.fabric.utilities.rank_zero import rank_zero_only

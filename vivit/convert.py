@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             if not args.model:
                 parser.error(
-                    "scenic needs --model NAME (e.g. vivit_b_st, vivit_l_fe; see `python -m vivit.flops --list`)"
+                    "scenic needs --model NAME (e.g. vivit_b_st, vivit_l_fe; a zoo name vivit_<size>_<variant>)"
                 )
             classes = read_class_names(args.classes) if args.classes else None
             model = convert_scenic(args.src, args.out, args.model, args.overrides, classes)

@@ -25,6 +25,7 @@ import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,15 @@ from .metrics import correct_at, joint_topk_correct
 
 log = logging.getLogger(__name__)
 Subset = Tensor | Mapping[str, Tensor]  # one mask of videos, or one per head (and combined head)
+
+
+def settle_logged(trainer: L.Trainer) -> None:
+    """Reduce the epoch's logged values over the ranks now, on every rank. Lightning reduces them lazily, on the first
+    call that asks for them: on rank 0 the progress bar asks in its own epoch-end hook (before the callbacks that
+    vivit.tasks.build appends), the other ranks later. A callback that starts a collective of its own at an epoch's
+    end calls this first, so every rank runs the same collectives in the same order; otherwise rank 0's reduction
+    meets another rank's gather and both wait forever."""
+    _ = trainer.callback_metrics
 
 
 def gathered(outputs: list[Any], trainer: L.Trainer) -> list[Any]:
@@ -89,6 +99,29 @@ def subset_accuracies(
             if mask.any():
                 metrics[f"{split}/{subset}/{name}"] = float(hits[mask].double().mean())
     return metrics
+
+
+@dataclass
+class Scored:
+    """Every video of a split once, gathered from every rank: what the whole-split evaluation computes from."""
+
+    index: Tensor  # each video's position in the split's dataset
+    records: list[Any]
+    valid: Tensor  # False: the video could not be read (it counts as wrong)
+    logits: dict[str, Tensor]  # per head, views averaged
+    labels: dict[str, Tensor]  # per head, -1 where unlabelled
+
+    @classmethod
+    def of(cls, batches: list[dict[str, Any]], records: Sequence[Any]) -> Scored:
+        index = torch.cat([b["index"] for b in batches])
+        chosen = [records[i] for i in index.tolist()]
+        logits = {head: torch.cat([b["logits"][head] for b in batches]) for head in batches[0]["logits"]}
+        return cls(index, chosen, torch.cat([b["valid"] for b in batches]), logits, labels_of(chosen, list(logits)))
+
+    @property
+    def labelled(self) -> Tensor:
+        """Per video: labelled in every head."""
+        return torch.stack([y >= 0 for y in self.labels.values()]).all(0)
 
 
 class SplitEvaluation(L.Callback):
@@ -167,91 +200,57 @@ class SplitEvaluation(L.Callback):
 
     # -- evaluating ----------------------------------------------------------------------------------------------
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> None:
-        # Lightning reduces the logged epoch values lazily, on the first call that asks for them (on rank 0 the
-        # progress bar may ask before this hook): asking on every rank first keeps the collectives in one order
-        _ = trainer.callback_metrics
+        settle_logged(trainer)
         batches = gathered(self._outputs, trainer)
         self._outputs = []
         if not batches:
             return
-        index = torch.cat([b["index"] for b in batches])
-        valid = torch.cat([b["valid"] for b in batches])
-        logits = {head: torch.cat([b["logits"][head] for b in batches]) for head in batches[0]["logits"]}
         datamodule = trainer.datamodule
         dataset, data_index = datamodule.datasets[split], datamodule.index
-        records = [dataset.records[i] for i in index.tolist()]
-        labels = labels_of(records, list(logits))
-        classes = data_index.classes if isinstance(data_index.classes, Mapping) else {"": data_index.classes}
-        metrics = self._metrics(split, records, logits, labels, valid, classes, data_index)
-        for name, value in metrics.items():
-            pl_module.log(name, value)
+        scored = Scored.of(batches, dataset.records)
+        for name, value in self._metrics(split, scored, data_index).items():
+            # the same on every rank (gathered): "max" is the value, and Lightning's DDP hint stays quiet
+            pl_module.log(name, value, sync_dist=True, reduce_fx="max")
         if not trainer.is_global_zero or not self._writes_files:
             return
+        classes = data_index.classes if isinstance(data_index.classes, Mapping) else {"": data_index.classes}
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        files = reports.write_outputs(self.output_dir, split, logits, labels, classes, valid)
-        samples = self._sample_clips(dataset, index, logits, labels, classes, valid)
+        files = reports.write_outputs(self.output_dir, split, scored.logits, scored.labels, classes, scored.valid)
+        samples = self._sample_clips(dataset, scored, classes)
         if samples:
-            files.append(
-                str(
-                    reports.plot_samples(
-                        self.output_dir / f"samples_{split}.png",
-                        [s["frames"] for s in samples],
-                        [s["caption"] for s in samples],
-                    )
-                )
-            )
+            strips, captions = [s["frames"] for s in samples], [s["caption"] for s in samples]
+            files.append(str(reports.plot_samples(self.output_dir / f"samples_{split}.png", strips, captions)))
         log_test_outputs(trainer.loggers, split, files, samples)
-        labelled = torch.stack([y >= 0 for y in labels.values()]).all(0)
-        if not labelled.any() and hasattr(data_index, "submission"):
-            files.append(str(self._write_submission(data_index, split, records, logits)))
+        if not scored.labelled.any() and hasattr(data_index, "submission"):
+            files.append(str(self._write_submission(data_index, split, scored)))
         if self.save_predictions:
-            self.predictions[split] = str(self._write_predictions(split, records, logits))
+            self.predictions[split] = str(self._write_predictions(split, scored))
         self.files += files
 
-    def _metrics(
-        self,
-        split: str,
-        records: list[Any],
-        logits: dict[str, Tensor],
-        labels: dict[str, Tensor],
-        valid: Tensor,
-        classes: Mapping[str, Sequence[str]],
-        data_index: Any,
-    ) -> dict[str, float]:
+    def _metrics(self, split: str, scored: Scored, data_index: Any) -> dict[str, float]:
         """Mean per-class accuracy per head, and the accuracies of the dataset's subsets of the split."""
-        labelled = torch.stack([y >= 0 for y in labels.values()]).all(0)
-        if not labelled.any():  # an unlabelled split (a benchmark's hidden test set): predictions only
+        if not scored.labelled.any():  # an unlabelled split (a benchmark's hidden test set): predictions only
             return {}
-        metrics = reports.mean_class_metrics(split, logits, labels, valid)
+        metrics = reports.mean_class_metrics(split, scored.logits, scored.labels, scored.valid)
         subsets_of = getattr(data_index, "evaluation_subsets", None)
         if subsets_of is not None:
             try:
-                subsets = subsets_of(split, records)
+                subsets = subsets_of(split, scored.records)
             except FileNotFoundError as error:  # e.g. an annotations folder without the breakdown files
                 log.warning("%s breakdown skipped: %s", type(data_index).__name__, error)
                 subsets = {}
             combined = getattr(data_index, "combined_heads", {})
-            metrics.update(subset_accuracies(logits, labels, valid, subsets, combined, split))
+            metrics.update(subset_accuracies(scored.logits, scored.labels, scored.valid, subsets, combined, split))
         return metrics
 
-    def _sample_clips(
-        self,
-        dataset: Any,
-        index: Tensor,
-        logits: dict[str, Tensor],
-        labels: dict[str, Tensor],
-        classes: Mapping[str, Sequence[str]],
-        valid: Tensor,
-    ) -> list[dict[str, Any]]:
+    def _sample_clips(self, dataset: Any, scored: Scored, classes: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
         """A few videos to look at (chosen on the first head: its most confident mistakes and successes), each as a
         strip of its centre clip's decoded frames with the true and predicted class names."""
-        first = next(iter(logits))
-        labelled = torch.stack([y >= 0 for y in labels.values()]).all(0)
+        first = next(iter(scored.logits))
+        labels = torch.where(scored.labelled, scored.labels[first], -1)
         samples = []
-        for position in reports.choose_samples(
-            logits[first], torch.where(labelled, labels[first], -1), valid, self.samples
-        ):
-            i = int(index[position])
+        for position in reports.choose_samples(scored.logits[first], labels, scored.valid, self.samples):
+            i = int(scored.index[position])
             try:
                 frames = dataset.frames(i, centre_indices(dataset.length(i), dataset.num_frames, dataset.stride))
             except READ_ERRORS as error:  # it was read for the evaluation; a file changed since is only skipped
@@ -259,18 +258,18 @@ class SplitEvaluation(L.Callback):
                 continue
             caption = {
                 "video": str(dataset.records[i].id or dataset.records[i].path),
-                **reports.sample_caption(position, logits, labels, classes),
+                **reports.sample_caption(position, scored.logits, scored.labels, classes),
             }
             samples.append({"frames": reports.frame_strip(frames), "caption": caption})
         return samples
 
-    def _write_submission(self, data_index: Any, split: str, records: list[Any], logits: dict[str, Tensor]) -> Path:
-        content = data_index.submission([r.id for r in records], logits, self.submission_options)
+    def _write_submission(self, data_index: Any, split: str, scored: Scored) -> Path:
+        content = data_index.submission([r.id for r in scored.records], scored.logits, self.submission_options)
         path = self.output_dir / data_index.submission_file.format(split=split)
         return write_atomically(path, json.dumps(content))
 
-    def _write_predictions(self, split: str, records: list[Any], logits: dict[str, Tensor]) -> Path:
+    def _write_predictions(self, split: str, scored: Scored) -> Path:
         """Per-video logits (averaged over views) keyed by the records' ids, e.g. for a benchmark submission."""
         path = self.output_dir / f"predictions_{split}.pt"
-        torch.save({"ids": [r.id for r in records], "logits": logits}, path)
+        torch.save({"ids": [r.id for r in scored.records], "logits": scored.logits}, path)
         return path

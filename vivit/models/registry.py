@@ -7,7 +7,9 @@ variant's exceptions for a size (Model 4 needs an even number of heads: ViViT-Ti
 
 Everything that needs model names asks here: the Hydra model group (`model=vivit_l_fe`, generated from this
 table by vivit.runtime.config), the FLOPs and converter commands, the paper tables, FSDP's wrapping unit, and the
-allow-list of classes a checkpoint's config may name (`model_class`).
+allow-list of classes a checkpoint's config may name (`model_class`). Configs that are not a size of a variant (the
+CPU demo `vivit_tiny`, the paper's average-pool baseline `vivit_b_fe_avgpool`) are files of conf/model/ that
+Hydra composes beside the zoo; `create_model` knows the zoo's names only.
 """
 
 from __future__ import annotations
@@ -19,25 +21,17 @@ from typing import Any
 
 from torch import nn
 
-# The paper's sizes (Sec. 4.1, after ViT): width, depth, heads, MLP ratio; 32 frames at 224 in tubelets of 2 frames.
+# The paper's sizes (Sec. 4.1, after ViT): width, depth and heads; every size sees 32 frames at 224 px in tubelets of
+# 2 frames of 16x16 patches (ViT-H: 14x14), with an MLP 4x as wide as the tokens.
+CLIP = dict(img_size=224, num_frames=32, tubelet_size=[2, 16, 16], mlp_ratio=4.0)
 SIZES: dict[str, dict[str, Any]] = {
-    "ti": dict(
-        embed_dim=192, depth=12, num_heads=3, mlp_ratio=4.0, img_size=224, num_frames=32, tubelet_size=[2, 16, 16]
-    ),
-    "s": dict(
-        embed_dim=384, depth=12, num_heads=6, mlp_ratio=4.0, img_size=224, num_frames=32, tubelet_size=[2, 16, 16]
-    ),
-    "b": dict(
-        embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0, img_size=224, num_frames=32, tubelet_size=[2, 16, 16]
-    ),
-    "l": dict(
-        embed_dim=1024, depth=24, num_heads=16, mlp_ratio=4.0, img_size=224, num_frames=32, tubelet_size=[2, 16, 16]
-    ),
-    "h": dict(
-        embed_dim=1280, depth=32, num_heads=16, mlp_ratio=4.0, img_size=224, num_frames=32, tubelet_size=[2, 14, 14]
-    ),
+    "ti": {**CLIP, "embed_dim": 192, "depth": 12, "num_heads": 3},
+    "s": {**CLIP, "embed_dim": 384, "depth": 12, "num_heads": 6},
+    "b": {**CLIP, "embed_dim": 768, "depth": 12, "num_heads": 12},
+    "l": {**CLIP, "embed_dim": 1024, "depth": 24, "num_heads": 16},
+    "h": {**CLIP, "embed_dim": 1280, "depth": 32, "num_heads": 16, "tubelet_size": [2, 14, 14]},
 }
-PACKAGE = "vivit.models"  # the classes' public module: configs name them `vivit.models.<Class>`
+PACKAGE = "vivit.models"  # the project's classes are named by their public module: `vivit.models.<Class>`
 # Keys of a model config that say how to initialise the weights (vivit.weights.pretrained), not what to build.
 INIT_KEYS = ("init", "init_options")
 
@@ -53,8 +47,12 @@ class Variant:
 
     @property
     def target(self) -> str:
-        """The `_target_` of the variant's configs."""
-        return f"{PACKAGE}.{self.model_class.__name__}"
+        """The `_target_` of the variant's configs: `vivit.models.<Class>` for the project's own, else the class's
+        module and name (a variant registered by a module of your own)."""
+        cls = self.model_class
+        if cls.__module__.startswith(PACKAGE + "."):
+            return f"{PACKAGE}.{cls.__name__}"
+        return f"{cls.__module__}.{cls.__qualname__}"
 
 
 VARIANTS: dict[str, Variant] = {}
@@ -63,7 +61,11 @@ VARIANTS: dict[str, Variant] = {}
 def register_variant(
     name: str, paper_name: str, size_overrides: Mapping[str, Mapping[str, Any]] | None = None
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator: add a model class to the zoo as the variant `name` (one model name per size)."""
+    """Class decorator: add a model class to the zoo as the variant `name` (one model name per size).
+
+    The variant's config is made from its constructor's keyword defaults (`constructor_defaults`): state a default
+    the variant changes (Models 3 and 4: `classifier="gap"`) as a default of its own `__init__`, not by setting it
+    on `**kwargs`, or the generated config carries the base class's value."""
 
     def register(cls: type[nn.Module]) -> type[nn.Module]:
         if name in VARIANTS and VARIANTS[name].model_class is not cls:
@@ -103,6 +105,17 @@ def constructor_defaults(cls: type) -> dict[str, Any]:
                 value = parameter.default
                 defaults[parameter.name] = list(value) if isinstance(value, tuple) else value
     return defaults
+
+
+def constructor_arguments(cls: type) -> set[str]:
+    """Every argument the class's constructor takes, its own and its bases' (through `**kwargs`)."""
+    return {
+        parameter.name
+        for klass in cls.__mro__
+        if klass is not object and "__init__" in vars(klass)
+        for parameter in list(inspect.signature(klass.__init__).parameters.values())[1:]  # not self
+        if parameter.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    }
 
 
 def model_config(name: str, **overrides: Any) -> dict[str, Any]:
@@ -145,7 +158,14 @@ def build_model(config: Mapping[str, Any]) -> nn.Module:
     kwargs = {key: value for key, value in config.items() if key not in INIT_KEYS}
     if "_target_" not in kwargs:
         raise ValueError(f"the model config has no `_target_` (the model class): {sorted(kwargs)}.")
-    return model_class(kwargs.pop("_target_"))(**kwargs)
+    cls = model_class(kwargs.pop("_target_"))
+    unknown = sorted(set(kwargs) - constructor_arguments(cls))
+    if unknown:
+        raise ValueError(
+            f"model.{unknown[0]}: {cls.__name__} takes no argument {unknown[0]!r}; its arguments: "
+            f"{', '.join(sorted(constructor_arguments(cls)))}."
+        )
+    return cls(**kwargs)
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

@@ -88,5 +88,7 @@ def reported_as(key: str) -> Iterator[None]:
         if missing is not None:
             raise missing from error
         if is_config_mistake(error):
-            raise ConfigError(f"{key}: {chain[-1]}") from error
+            message = str(chain[-1])
+            named = message.startswith((f"{key}.", f"{key}:", f"{key}="))  # e.g. "model.depth=0 must be ..."
+            raise ConfigError(message if named else f"{key}: {message}") from error
         raise

@@ -36,7 +36,7 @@ class Checkpoint:
     weights: dict[str, torch.Tensor]
     model: dict[str, Any] | None  # vivit_config.resolved.model, when the file has it
     purpose: str  # "resume" or "evaluate": the advice differs
-    global_step: int = 0  # where a resumed run's logs continue from
+    global_step: int | None = None  # where a resumed run's logs continue from (None: unknown)
 
 
 def check_before_work(cfg: DictConfig, stage: str) -> Checkpoint | None:
@@ -117,8 +117,8 @@ def read_resume_checkpoint(path: str, resume: bool = True) -> Checkpoint:
         )
     try:
         checkpoint = load_torch_file(path, mmap=True)
-    except NotPlainData:
-        return Checkpoint(path, {}, None, "resume")  # objects beyond tensors: Lightning reads it, no fit check
+    except NotPlainData:  # objects beyond tensors: Lightning reads it; no fit check, the step is unknown
+        return Checkpoint(path, {}, None, "resume")
     except ValueError as error:  # not a torch file, truncated, damaged
         raise ConfigError(f"ckpt_path: {error}; resume from an earlier checkpoint of the run.") from error
     needed = RESUME_KEYS if resume else RESUME_KEYS[:1]
@@ -144,7 +144,7 @@ def check_fits(net: torch.nn.Module, checkpoint: Checkpoint, cfg: DictConfig) ->
     found = {k: tuple(v.shape) for k, v in checkpoint.weights.items()}
     if expected == found:
         return
-    differences = _config_differences(cfg, checkpoint.model)
+    differences = _config_differences(cfg, checkpoint.model, net.num_classes)
     if not differences:
         name = next((k for k in expected if k in found and expected[k] != found[k]), None)
         if name is not None:
@@ -167,10 +167,12 @@ def check_fits(net: torch.nn.Module, checkpoint: Checkpoint, cfg: DictConfig) ->
     )
 
 
-def _config_differences(cfg: DictConfig, saved: dict[str, Any] | None) -> list[str]:
+def _config_differences(cfg: DictConfig, saved: dict[str, Any] | None, num_classes: Any) -> list[str]:
+    """The model keys whose value here (the config, and the number of classes the data gave) is not the one the
+    checkpoint was made with."""
     if not saved:
         return []
-    current = OmegaConf.to_container(cfg.model, resolve=True)
+    current = {**OmegaConf.to_container(cfg.model, resolve=True), "num_classes": num_classes}
     keys = [k for k in sorted(set(current) | set(saved)) if k not in INIT_KEYS]
     return [
         f"model.{k}={current.get(k)!r} here, {saved.get(k)!r} in the checkpoint"

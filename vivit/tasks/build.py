@@ -5,11 +5,14 @@ module (it decides the number of classes and the test views), the backbone with 
 from `model.init` when training starts), the LightningModule, the loggers (each gets the resolved config), the
 callbacks of the config and those every run has (seeding, unreadable videos, the whole-split evaluation,
 self-describing checkpoints), and the trainer; then it prepares and sets up the data, so that a missing dataset or
-annotation file is reported now, in one line, not after an epoch. Nothing it builds is written back into `cfg`.
+annotation file is reported now, in one line, not after an epoch. What the data decides reaches the model and the
+checkpoints as arguments, never by writing it back into `cfg` (which only derives
+`trainer.accumulate_grad_batches` from `global_batch`, before anything is built).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +39,8 @@ from vivit.training.module import VideoClassifier
 from vivit.training.seeding import EpochSeeds, RankSeed
 from vivit.weights.lightning import SelfDescribingCheckpoints, run_config
 from vivit.weights.pretrained import initialise
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,14 +82,14 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> L.Trainer:
     return instantiate(node, "trainer", plugins=plugins or None, **kwargs)
 
 
-def build_net(model_config: dict[str, Any], init: dict[str, Any] | None) -> torch.nn.Module:
-    """The backbone of a resolved model config, initialised from `init` (model.init and model.init_options: an
-    image ViT or a video checkpoint) when given."""
+def build_net(model_config: dict[str, Any], initialised: bool) -> torch.nn.Module:
+    """The backbone of a resolved model config; `initialised`: from its `init` (an image ViT or a video checkpoint)
+    with its `init_options`, when the config names one."""
     with reported_as("model"):
         net = build_model(model_config)
-    if init and init.get("source"):
+    if initialised and model_config.get("init"):
         with reported_as("model.init"):
-            initialise(net, init["source"], **init["options"])
+            initialise(net, model_config["init"], **(model_config.get("init_options") or {}))
     return net
 
 
@@ -104,15 +109,15 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
     if split:
         rank_zero_info(split)
 
-    test_views = str((cfg.get("eval") or {}).get("views") or cfg.data.test_views)  # the command line's wins
+    evaluation_cfg = cfg.get("eval") or {}
+    test_views = str(evaluation_cfg.get("views") or cfg.data.test_views)  # the command line's wins
     datamodule = instantiate(cfg.data, "data", test_views=test_views)
     with reported_as("data"):
         num_classes = datamodule.resolve_num_classes()  # the config's, else the index's count
     with reported_as("model"):
         model_config = {**OmegaConf.to_container(cfg.model, resolve=True), "num_classes": num_classes}
     fresh = stage == "fit" and not cfg.get("ckpt_path")  # a new run starts from model.init; a resume from its state
-    init = {"source": model_config.get("init"), "options": model_config.get("init_options") or {}}
-    net = build_net(model_config, init if fresh else None)
+    net = build_net(model_config, initialised=fresh)
     if checkpoint is not None:
         preflight.check_fits(net, checkpoint, cfg)
     stats = model_stats(build_meta_model(model_config))
@@ -124,24 +129,32 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
 
     loggers = instantiate_group(cfg.get("logger"), "logger")
     if stage == "fit" and resume is not None:  # resuming: the logs of a run folder continue from its checkpoint
-        continue_logs(loggers, resume.global_step)
-    described = run_config(cfg, num_classes, test_views)  # the model and data configs as built
-    log_run_config(loggers, {**resolved_config(cfg), **described["resolved"]}, stats)  # every logger gets the config
+        if resume.global_step is None:
+            log.warning(
+                "ckpt_path: the checkpoint's step is unknown (not readable as plain data); the CSV and "
+                "TensorBoard logs are kept as they are, rows after it included"
+            )
+        else:
+            continue_logs(loggers, resume.global_step)
+    vivit_config = run_config(cfg, num_classes, test_views)  # the model and data configs as built
+    log_run_config(loggers, {**resolved_config(cfg), **vivit_config["resolved"]}, stats)  # every logger gets it
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
     if not loggers:  # Lightning raises on a LearningRateMonitor without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     evaluation = SplitEvaluation(
         cfg.paths.output_dir,
-        save_predictions=bool(cfg.eval.get("save_predictions")),
-        submission=cfg.eval.get("submission"),
+        save_predictions=bool(evaluation_cfg.get("save_predictions")),
+        submission=evaluation_cfg.get("submission"),
     )
     unreadable = UnreadableVideos()
+    # after the config's callbacks (the progress bar among them), in this order: the evaluation's and the
+    # unreadable count's epoch-end collectives settle the logged values first (vivit.evaluation.split.settle_logged)
     callbacks += [
         RankSeed(cfg.seed),
         EpochSeeds(cfg.seed),  # every epoch's randomness from (seed, rank, epoch): exact resume
         unreadable,
         evaluation,
-        SelfDescribingCheckpoints(described),  # checkpoints say what they are and answer with class names
+        SelfDescribingCheckpoints(vivit_config),  # checkpoints say what they are and answer with class names
     ]
     trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     start_ranks_from_job(trainer, cfg)  # DDP under Hydra: extra ranks re-create this job (vivit/runtime/ranks.py)
@@ -151,4 +164,19 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
         datamodule.setup(stage)
         if stage == "fit" and cfg.get("test", True):  # an unknown label in the test split: now, not after training
             datamodule.index.records("test")
+    tested = {"fit": "test" if cfg.get("test", True) else None, "validate": "val", "test": "test"}[stage]
+    if tested is not None:
+        check_submission(datamodule, tested, evaluation_cfg.get("submission") or {})
     return Run(datamodule, module, trainer, evaluation, unreadable, test_views)
+
+
+def check_submission(datamodule: Any, split: str, options: Any) -> None:
+    """On an unlabelled split of a dataset with a challenge submission (EPIC-KITCHENS' test timestamps), the
+    submission's options (`eval.submission`) before any video is decoded, not after the evaluation."""
+    check = getattr(datamodule.index, "check_submission", None)
+    if check is None:
+        return
+    records = datamodule.index.records(split)
+    if records and all(r.label is None for r in records):
+        with reported_as("eval.submission"):
+            check(options)

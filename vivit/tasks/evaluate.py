@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vivit.runtime import preflight
-from vivit.runtime.errors import ConfigError, reported_as
+from vivit.runtime.errors import ConfigError
 from vivit.tracking.wandb import finish_wandb
 from vivit.weights.checkpoint import plain_classes
 
@@ -49,7 +49,6 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
     run = build(cfg, stage, preflight.Checkpoint(str(cfg.ckpt_path), weights, model, "evaluate"))
     run.module.net.load_state_dict(weights)
     check_class_names(saved.get("classes"), plain_classes(run.datamodule.index.classes), cfg.ckpt_path)
-    check_submission(run.datamodule, split, cfg)
     output_dir = Path(cfg.paths.output_dir)
     evaluate_split = run.trainer.validate if split == "val" else run.trainer.test
     try:
@@ -140,15 +139,6 @@ def check_class_names(saved: Any, data: Any, ckpt_path: str) -> None:
             len(other),
         )
         return
-
-
-def check_submission(datamodule: Any, split: str, cfg: DictConfig) -> None:
-    """On an unlabelled split of a dataset with a challenge submission, its options before any video is decoded."""
-    check = getattr(datamodule.index, "check_submission", None)
-    records = datamodule.datasets[split].records
-    if check is not None and records and all(r.label is None for r in records):
-        with reported_as("eval.submission"):
-            check(cfg.eval.get("submission") or {})
 
 
 if __name__ == "__main__":

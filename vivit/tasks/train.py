@@ -1,7 +1,9 @@
 """`python train.py` (console: vivit-train): fit, then validate and test the final model (scenic's protocol).
 
 The summary (metrics.json and the results table) holds the validation and test results of the final weights
-(`last.ckpt`), the whole-split metrics and the files the evaluations wrote, and the unreadable videos per pass.
+(`last.ckpt`) with their whole-split metrics (vivit.evaluation.split: mean per-class accuracy, a dataset's own
+breakdown), the files both evaluations wrote (per-class and worst-classes CSVs, confusion figures, sample clips, for
+`val` and `test`), and the unreadable videos per pass.
 `test_best=true` also tests the best-by-val checkpoint, under `test_best/...`, where validation and test are
 different data (elsewhere that would be model selection on the reported split, so it is skipped).
 """

@@ -30,8 +30,6 @@ from wandb.sdk.wandb_settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "https://api.wandb.ai"
-
 
 def wandb_settings(environ: Mapping[str, str]):
     """wandb's settings as `wandb.init` loads them: the settings file (`wandb login --host` writes base_url there;

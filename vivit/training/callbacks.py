@@ -15,6 +15,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from matplotlib.figure import Figure
 
 from vivit.common.files import atomic_path, write_atomically
+from vivit.evaluation.split import settle_logged
 
 log = logging.getLogger(__name__)
 STAGES = ("train", "val", "test")
@@ -164,11 +165,7 @@ class UnreadableVideos(L.Callback):
 
     def _end_pass(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         local, self._pass[stage] = self._pass[stage], 0
-        # Lightning reduces logged epoch values (train/loss has sync_dist) lazily, on the first call that asks for
-        # them: on rank 0 the progress bar asks in its epoch-end hook, maybe before this one, the other ranks later.
-        # Asking on every rank now keeps the collectives in one order on all ranks; otherwise rank 0's reduction
-        # meets the others' sum below and both wait forever.
-        _ = trainer.callback_metrics
+        settle_logged(trainer)  # before the sum over ranks below: one order of collectives on every rank
         local = torch.as_tensor(local, device=pl_module.device, dtype=torch.float32)
         count = int(trainer.strategy.reduce(local, reduce_op="sum"))
         if trainer.sanity_checking:
@@ -176,7 +173,10 @@ class UnreadableVideos(L.Callback):
         self.counts[stage].append(count)
         if count and trainer.is_global_zero:
             log.warning("%d unreadable %s videos in this pass (see the warnings above for their paths)", count, stage)
-        pl_module.log(f"{stage}/unreadable", float(count), on_step=False, on_epoch=True)
+        # summed over ranks already: the same on every rank, so "max" is the value (and Lightning's DDP hint is quiet)
+        pl_module.log(
+            f"{stage}/unreadable", float(count), on_step=False, on_epoch=True, sync_dist=True, reduce_fx="max"
+        )
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         checkpoint[self.CHECKPOINT_KEY] = self.counts
