@@ -69,7 +69,7 @@ def test_an_unwritable_checkpoint_or_output_folder_is_named(tmp_path):
 
 
 def test_a_negative_learning_rate_is_named(tmp_path):
-    fails_before_work(["optim.optimizer.lr=-0.1"], tmp_path, r"^optim.optimizer.lr: -0.1 is negative")
+    fails_before_work(["optim.optimizer.lr=-0.1"], tmp_path, r"^optim.optimizer.lr=-0.1: expected a number >= 0")
 
 
 def test_more_cpu_devices_than_cores_is_named(tmp_path):
@@ -77,7 +77,7 @@ def test_more_cpu_devices_than_cores_is_named(tmp_path):
     fails_before_work(
         ["trainer.accelerator=cpu", f"trainer.devices={cores + 1}"],
         tmp_path,
-        rf"^trainer.devices: {cores + 1} CPU processes asked for, but this machine has {cores} cores",
+        rf"^trainer.devices={cores + 1}: {cores + 1} CPU processes asked for, but this machine has {cores} CPU cores",
     )
 
 

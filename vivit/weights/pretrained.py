@@ -120,6 +120,7 @@ def initialise(
     temporal_init: str = "zero",
     pos_interpolation: str = "bilinear",
     load_head: bool = False,
+    trusted: bool = False,
 ) -> InitReport:
     """Initialise `model` (a `vivit.models` ViViT) in place from `source`; returns what was done.
 
@@ -133,6 +134,8 @@ def initialise(
         pos_interpolation: `bilinear` (Scenic: scipy zoom order 1, corners aligned) or `bicubic` (timm's default)
             for position embeddings on another spatial grid.
         load_head: video checkpoints only: keep the checkpoint's classifier (same classes) instead of a new one.
+        trusted: read a file that pickles other objects than tensors and plain containers (a file of your own;
+            by default files are read with `weights_only=True`, so loading one cannot run code).
     """
     check_choice("tubelet_init", tubelet_init, TUBELET_INITS)
     check_choice("temporal_init", temporal_init, TEMPORAL_INITS)
@@ -140,14 +143,14 @@ def initialise(
     if not isinstance(getattr(model, "patch_embed", None), nn.Module) or not hasattr(model, "head"):
         raise TypeError(f"initialise() expects a vivit.models ViViT, got {type(model).__name__}.")
 
-    video = None if isinstance(source, nn.Module) or weights is not None else _read_video_checkpoint(source)
+    video = None if isinstance(source, nn.Module) or weights is not None else _read_video_checkpoint(source, trusted)
     if video is not None:
         state, config = video
         report = _video_to_video(model, state, config, str(source), pos_interpolation, load_head)
     else:
         if load_head:
             raise ValueError("load_head=True needs a video checkpoint: an image ViT's classifier is never loaded.")
-        vit, name = load_image_vit(source, weights, num_heads=_num_heads(model))
+        vit, name = load_image_vit(source, weights, num_heads=_num_heads(model), trusted=trusted)
         report = _image_to_video(model, vit, name, tubelet_init, temporal_init, pos_interpolation)
     log.info("%s", report)
     return report
@@ -377,14 +380,17 @@ def _resize_temporal(x: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------- video
-def _read_video_checkpoint(source: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None] | None:
+def _read_video_checkpoint(
+    source: str | Path, trusted: bool = False
+) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None] | None:
     """(backbone state, vivit_config) if `source` is a ViViT checkpoint, else None (an image source)."""
     path = Path(source)
     if not path.is_file() or path.suffix in (".npz", ".safetensors"):
         return None
     if path.suffix == LIGHTNING_SUFFIX:
-        return read_checkpoint(path)
-    content = load_torch_file(path, mmap=True)  # a converted .pt, or an image ViT's state dict (no `net.` keys)
+        return read_checkpoint(path, trusted)
+    # a converted .pt, or an image ViT's state dict (no `net.` keys)
+    content = load_torch_file(path, mmap=True, trusted=trusted)
     if not isinstance(content, Mapping) or not backbone_weights(content):
         return None
     return split_checkpoint(content, path)  # already loaded: do not read the file twice
