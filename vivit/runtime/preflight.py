@@ -2,9 +2,10 @@
 config key or the file, instead of a traceback after an epoch.
 
 `check_before_work(cfg, stage)` runs first in `vivit.tasks.build.build`: output and checkpoint folders writable,
-the learning rate not negative, no more CPU processes than cores, and for `train.py ckpt_path=` a complete training
-checkpoint. `check_fits(net, checkpoint, cfg)` runs once the model is built, before the data: the checkpoint to
-resume or evaluate must fit the model config, and the message names the model keys that differ.
+the learning rate not negative, no more CPU processes than cores, a gradient clipping scope the strategy and
+precision allow, and for `train.py ckpt_path=` a complete training checkpoint. `check_fits(net, checkpoint, cfg)`
+runs once the model is built, before the data: the checkpoint to resume or evaluate must fit the model config,
+and the message names the model keys that differ.
 `read_checkpoint_argument` reads the checkpoint eval.py and predict.py are given, or says in one line why not.
 """
 
@@ -46,6 +47,7 @@ def check_before_work(cfg: DictConfig, stage: str) -> Checkpoint | None:
         check_writable(folder, key)
     _check_learning_rate(cfg)
     _check_cpu_devices(cfg)
+    _check_grad_clip_scope(cfg)
     if stage == "fit" and cfg.get("ckpt_path"):  # `train=false ckpt_path=...` only tests it: weights suffice
         return read_resume_checkpoint(str(cfg.ckpt_path), resume=cfg.get("train", True))
     return None
@@ -103,6 +105,24 @@ def _check_cpu_devices(cfg: DictConfig) -> None:
         raise ConfigError(
             f"trainer.devices: {devices} CPU processes asked for, but this machine has {cores} cores; "
             f"set trainer.devices=1..{cores} (or trainer.accelerator=gpu on a GPU machine)."
+        )
+
+
+def _check_grad_clip_scope(cfg: DictConfig) -> None:
+    """Clipping each device batch's gradient needs whole, unscaled gradients on every device."""
+    if (cfg.get("module") or {}).get("grad_clip_scope") != "device_batch":
+        return
+    trainer = cfg.get("trainer") or {}
+    strategy, precision = str(trainer.get("strategy", "")), str(trainer.get("precision", ""))
+    if "fsdp" in strategy.lower():
+        raise ConfigError(
+            "optim.grad_clip_scope=device_batch: FSDP shards the gradients, so no device holds a batch's whole "
+            "gradient to clip; use optim.grad_clip_scope=global with trainer=fsdp."
+        )
+    if precision.startswith("16"):
+        raise ConfigError(
+            f"optim.grad_clip_scope=device_batch: trainer.precision={precision} scales the loss, and every "
+            "micro-batch's gradient with it; use trainer.precision=bf16-mixed or 32-true."
         )
 
 
