@@ -28,6 +28,7 @@ from vivit.experiments.paper import TABLES
 from vivit.models import build_model
 from vivit.runtime.config import model_choices
 from vivit.runtime.ranks import apply_global_batch
+from vivit.weights.checkpoint import read_checkpoint
 
 PAPER = CONF / "experiment" / "paper"
 # preset -> (paper table matched by its jobs, number of jobs)
@@ -356,27 +357,77 @@ def check_smoke_job(preset: str, job: list[str], paper_cfg, tmp_path: Path) -> N
     assert net(clip).shape == (1, 8)
 
 
-def test_debug_smoke_runs_a_paper_job_end_to_end(synthetic_root, tmp_path):
-    """Table 4's last row (the EPIC recipe with every regulariser: RandAugment, mixup, label smoothing, stochastic
-    depth, bf16, the 4x1 test; a K400 checkpoint it does not have) trains, validates, tests and is collected."""
+# the job of each preset that debug=smoke trains end to end: the one with the most switched on
+SMOKE_JOB = {
+    "table1_input_encoding": "experiment/paper/table1_rows=uniform",
+    "table2_variants": "model=vivit_b_fdp",
+    "table3_temporal_depth": "experiment/paper/table3_rows=lt0_avgpool",
+    "table4_regularisation": "experiment/paper/table4_rows=row6_mixup",
+    "table4_ssv2": "experiment/paper/table4_rows=row6_mixup",
+    "table5_resolution": "model.img_size=224",
+    "table6_sota": "experiment/paper/table6_rows=k400",
+    "fig7_backbone": "model=vivit_l_st",
+    "fig8_tubelet_size": "model.tubelet_size=[8,16,16]",
+    "fig9_frames_views": "experiment/paper/fig9_rows=frames64",
+}
+SMOKE_SMALL = [*SMALL_DATA[:3], "data.batch_size=2", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1"]
+
+
+@pytest.fixture
+def no_figures(monkeypatch):
+    """The evaluation's PNGs are tested elsewhere (tests/test_numbers.py); drawing them is most of a smoke job."""
+    from vivit.evaluation import reports
+
+    for name in ("plot_samples", "plot_confusion"):
+        monkeypatch.setattr(reports, name, lambda path, *args, **kwargs: Path(path))
+
+
+@pytest.mark.parametrize("preset", sorted(SMOKE_JOB))
+def test_debug_smoke_runs_a_job_of_every_preset_end_to_end(preset, synthetic_root, tmp_path, no_figures):
+    """A job of each preset trains, validates and tests with its recipe (regularisers, bf16, its test views) on the
+    synthetic set, from random weights said on purpose (model.init=none), and its metrics.json is written."""
     from vivit.tasks.train import train
 
     job = tmp_path / "sweep" / "0"
-    cfg = compose_config(
-        "train",
-        [
-            "experiment=paper/table4_regularisation",
-            "debug=smoke",
-            f"data.root={synthetic_root}",
-            *SMALL_DATA[:3],
-            "experiment/paper/table4_rows=row6_mixup",
-        ],
-        output_dir=job,
-    )
-    assert cfg.regularisation.mixup_alpha == 0.1 and cfg.data.randaugment.num_layers == 2
+    overrides = [f"experiment=paper/{preset}", "debug=smoke", f"data.root={synthetic_root}", *SMOKE_SMALL]
+    cfg = compose_config("train", [*overrides, SMOKE_JOB[preset]], output_dir=job)
+    assert cfg.init_required and cfg.trainer.precision == "bf16-mixed"
     summary = train(cfg)
+    views = [int(n) for n in cfg.data.test_views.split("x")]
+    assert views[0] * views[1] >= 3  # the preset's multi-view test, not the smoke mode's
     assert {"val/top1", "test/top1", "test/mean_class_top1"} <= set(summary["test"]) | set(summary["val"])
     assert json.loads((job / "metrics.json").read_text())["test"] == summary["test"]
+
+
+def test_two_stage_smoke_finds_the_first_stages_checkpoints(synthetic_root, tmp_path):
+    """experiment=paper/table2_epic through train.py: the K400 job of a model, then the EPIC job of that model,
+    which starts from the K400 job's final model, found by name in the sweep folder; then the collector."""
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        str(ROOT / "train.py"),
+        "experiment=paper/table2_epic",
+        "debug=smoke",
+        "model=vivit_b_fe",  # one model: the two stages of its column
+        f"data.root={synthetic_root}",
+        *SMOKE_SMALL,
+        "trainer.limit_test_batches=1",
+        "threads=1",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["epic100_vivit_b_fe", "k400_vivit_b_fe"]
+    first = sweep / "k400_vivit_b_fe" / "checkpoints" / "last.ckpt"
+    # the second stage's run config (in its checkpoint) names the first stage's final model as its init
+    _, second = read_checkpoint(sweep / "epic100_vivit_b_fe" / "checkpoints" / "last.ckpt")
+    assert second["resolved"]["model"]["init"] == str(first)
+    assert f"model.init = {first} (init_per_job: recipe=epic100" in result.stdout + result.stderr
+    assert "Initialised from " + str(first) in (sweep / "epic100_vivit_b_fe" / "train.log").read_text()
+    assert collector.main([str(sweep), "--paper", "table2"]) == 0
+    with (sweep / "results.csv").open() as file:
+        rows = {row["recipe"]: row for row in csv.DictReader(file)}
+    assert rows["k400"]["status"] == rows["epic100"]["status"] == "ok"
+    assert rows["k400"]["paper_row"] == rows["epic100"]["paper_row"] == "Model 2: Fact. encoder"
 
 
 # ------------------------------------------------------------------------------------------------- protocol
