@@ -498,3 +498,20 @@ def test_protocol_switch_changes_exactly_the_documented_values(recipe, model, tm
     assert changed == expected
     # and the recipe's own values are the paper's (Table 7), so protocol=paper changes nothing
     assert configs["paper"].hydra.runtime.choices.protocol == "paper"
+
+
+def test_protocol_reaches_the_training_augmentation(tmp_path):
+    """The data switches of the table arrive in the transforms the data module builds: scenic's RandAugment on
+    EPIC-Kitchens, and its colour drop on Kinetics."""
+    import hydra
+
+    found = {}
+    for protocol in ("paper", "scenic"):
+        for recipe in ("epic100", "k400"):
+            cfg = compose_config("train", [f"recipe={recipe}", DATA_ROOT, f"protocol={protocol}"], output_dir=tmp_path)
+            steps = hydra.utils.instantiate(cfg.data, test_views="1x1").train_transform.transforms
+            found[protocol, recipe] = {type(t).__name__: t for t in steps}
+    assert not found["paper", "epic100"]["VideoRandAugment"].scenic_compat
+    assert found["scenic", "epic100"]["VideoRandAugment"].scenic_compat
+    assert found["scenic", "epic100"]["VideoRandAugment"].fill == 0
+    assert (found["paper", "k400"]["ColourAugment"].p_gray, found["scenic", "k400"]["ColourAugment"].p_gray) == (0, 0.1)
