@@ -313,6 +313,38 @@ def test_collector_errors_name_the_problem(multirun, tmp_path, capsys):
     assert "--dataset k400: the paper's table4 has numbers for epic100" in capsys.readouterr().err
 
 
+def fake_job(folder: Path, dataset: str, model: dict, metrics: dict) -> None:
+    """A finished job folder as train.py leaves it: Hydra's records and metrics.json."""
+    (folder / ".hydra").mkdir(parents=True)
+    OmegaConf.save({"model": model}, folder / ".hydra" / "config.yaml")
+    num = int(folder.name)
+    OmegaConf.save(
+        {"hydra": {"job": {"num": num}, "runtime": {"choices": {"data": dataset}}}}, folder / ".hydra" / "hydra.yaml"
+    )
+    (folder / "metrics.json").write_text(json.dumps({"test": metrics}))
+
+
+def test_collector_says_when_test_is_the_validation_split_and_matches_the_figures(tmp_path):
+    fe_l = {"_target_": "vivit.models.FactorisedEncoderViViT", "embed_dim": 1024, "tubelet_size": [2, 16, 16]}
+    fake_job(tmp_path / "sota" / "0", "k600", fe_l, {"test/top1": 0.8302})
+    fake_job(tmp_path / "sota" / "1", "k400", {**fe_l, "num_frames": 128}, {"test/top1": 0.81})
+    result = collector.collect(tmp_path / "sota", paper="table6", quiet=True)
+    md = (tmp_path / "sota" / "results.md").read_text()
+    assert md.startswith("# sota: 2/2 jobs finished; test = the validation split of k600\n")
+    assert "test/* is the validation split for K600 (its test.csv is unlabelled), as in the paper." in result["notes"]
+    assert result["rows"][0][-4:-1] == ["ViViT-L/16x2 FE", "82.9", "+0.12"]
+    assert result["rows"][1][-4] == ""  # K400 at 128 frames but no test_views in its config: no row to guess
+
+    # Figure 9's rows by frame count: the 128-frame model's number is Table 6's 1x3 one
+    fake_job(tmp_path / "fig9" / "0", "k400", {**fe_l, "num_frames": 128}, {"test/top1": 0.8})
+    fake_job(tmp_path / "fig9" / "1", "k400", {**fe_l, "num_frames": 32}, {"test/top1": 0.79})
+    rows = collector.collect(tmp_path / "fig9", paper="fig9", quiet=True)["rows"]
+    assert [row[-4:-1] for row in rows] == [
+        ["128 frames, 1x3 views (Table 6)", "81.7", "-1.70"],
+        ["32 frames, 4x3 views", "", ""],
+    ]
+
+
 # ------------------------------------------------------------------------------------------------- debug=smoke
 # what debug=smoke keeps of a paper job: the variant, what the tables sweep, the recipe (regularisers, protocol)
 SMOKE_KEEPS = (

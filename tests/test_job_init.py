@@ -96,3 +96,20 @@ def test_a_run_or_sweep_folder_is_its_final_model(tmp_path):
     empty.mkdir()
     with pytest.raises(ConfigError, match=r"neither a run folder with checkpoints/last\.ckpt nor a sweep folder"):
         apply_model_init(compose_config("train", [*K400, f"model.init={empty}"]))
+
+
+def test_the_mit_recipe_states_its_release_and_refuses_the_other_in_one_line(tmp_path):
+    """conf/recipe/mit.yaml runs the current release (305 classes); a MiT v1 folder (339, the paper's) stops the run
+    at start, naming data.num_classes and both releases."""
+    root = tmp_path / "Moments_in_Time_Raw"
+    root.mkdir()
+    (root / "moments_categories.txt").write_text("".join(f"class{i},{i}\n" for i in range(339)))
+    overrides = ["recipe=mit", f"data.root={root}", "model=vivit_tiny", "model.init=none", "logger=none"]
+    cfg = compose_config("train", [*overrides, "data.index.cache_dir=false"], output_dir=tmp_path / "run")
+    assert cfg.data.num_classes == 305
+    with pytest.raises(ConfigError) as error:
+        build(cfg, "fit")
+    message = str(error.value)
+    assert message.startswith("data.num_classes is 305 but the dataset index (MomentsInTime) has 339 classes")
+    assert "339: MiT v1, the paper's release; 305: the current release" in message and "\n" not in message
+    assert message.endswith("set data.num_classes=339")
