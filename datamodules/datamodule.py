@@ -318,10 +318,10 @@ class VideoDataModule(L.LightningDataModule):
         found = index_num_classes(self.index)
         if self.resolve_num_classes() != found:
             describe = getattr(self.index, "describe_classes", lambda count: None)  # e.g. MiT's releases
-            names = [f"{n}: {describe(n)}" for n in (found, self.num_classes) if describe(n)]
+            said, has = (f" ({describe(n)})" if describe(n) else "" for n in (self.num_classes, found))
             raise ValueError(
-                f"data.num_classes is {self.num_classes} but the dataset index ({type(self.index).__name__}) has "
-                f"{found} classes{' (' + '; '.join(names) + ')' if names else ''}; set data.num_classes={found}"
+                f"data.num_classes is {self.num_classes}{said} but the dataset index ({type(self.index).__name__}) "
+                f"has {found} classes{has}; set data.num_classes={found}"
             )
 
     def build_dataset(self, mode: str) -> VideoDataset:

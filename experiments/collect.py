@@ -114,6 +114,8 @@ def read_job(folder: Path) -> Job:
         job.status = OK
         job.metrics = {k: float(v) for split in ("val", "test") for k, v in (summary.get(split) or {}).items()}
         job.checkpoint = summary.get("checkpoint")
+        if config is not None and summary.get("init"):  # the weights the job started from, as it resolved them
+            OmegaConf.update(config, "model.init", summary["init"])
     return job
 
 

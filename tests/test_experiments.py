@@ -324,6 +324,18 @@ def fake_job(folder: Path, dataset: str, model: dict, metrics: dict) -> None:
     (folder / "metrics.json").write_text(json.dumps({"test": metrics}))
 
 
+def test_collector_keys_table4_by_the_init_a_job_resolved(tmp_path):
+    """A Table 4 row-2 job given a sweep folder as k400_checkpoint: its config says the folder, metrics.json the
+    K400 checkpoint it resolved to, which makes it the "+ Kinetics 400 initialisation" row."""
+    fe_b = {"_target_": "vivit.models.FactorisedEncoderViViT", "embed_dim": 768, "init": "/sweeps/k400"}
+    fake_job(tmp_path / "t4" / "0", "epic100", fe_b, {"test/action_top1": 0.4})
+    metrics = json.loads((tmp_path / "t4" / "0" / "metrics.json").read_text())
+    (tmp_path / "t4" / "0" / "metrics.json").write_text(json.dumps({**metrics, "init": "/sweeps/k400/1/last.ckpt"}))
+    assert (
+        collector.collect(tmp_path / "t4", paper="table4", quiet=True)["rows"][0][-4] == "+ Kinetics 400 initialisation"
+    )
+
+
 def test_collector_says_when_test_is_the_validation_split_and_matches_the_figures(tmp_path):
     fe_l = {"_target_": "vivit.models.FactorisedEncoderViViT", "embed_dim": 1024, "tubelet_size": [2, 16, 16]}
     fake_job(tmp_path / "sota" / "0", "k600", fe_l, {"test/top1": 0.8302})
@@ -460,6 +472,7 @@ def test_two_stage_smoke_finds_the_first_stages_checkpoints(synthetic_root, tmp_
         rows = {row["recipe"]: row for row in csv.DictReader(file)}
     assert rows["k400"]["status"] == rows["epic100"]["status"] == "ok"
     assert rows["k400"]["paper_row"] == rows["epic100"]["paper_row"] == "Model 2: Fact. encoder"
+    assert json.loads((sweep / "epic100_vivit_b_fe" / "metrics.json").read_text())["init"] == str(first)
 
 
 # ------------------------------------------------------------------------------------------------- protocol

@@ -49,6 +49,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "output_dir": str(output_dir),
             "tested": "final model",
             "checkpoint": last_checkpoint(run.trainer) if trained else weights,
+            "init": cfg.model.get("init"),  # the weights training started from, init_per_job and folders resolved
         }
         summary["val"] = results(
             run.trainer.validate(run.module, datamodule=run.datamodule, ckpt_path=weights, verbose=False)
