@@ -14,7 +14,7 @@ from vivit.runtime.errors import ConfigError
 from vivit.runtime.job_init import apply_model_init
 from vivit.tasks.build import build
 
-K400 = ["recipe=k400", "data.root=/datasets/not-here", "model=vivit_tiny"]
+K400 = ["recipe=k400", "data.root=/datasets/not-here", "model=vivit_tiny", "logger=none"]
 
 
 def fake_job(folder: Path, model: str, finished: bool = True) -> Path:
