@@ -220,7 +220,9 @@ class VideoDataModule(L.LightningDataModule):
         test_views: "TxS" temporal clips x spatial crops (1 or 3), e.g. "4x3".
         scale_jitter: (low, high) factors for H and W, or None. hflip: random horizontal flip (turn off
             for datasets whose labels say left/right, e.g. SSv2). randaugment: {num_layers, magnitude} or
-            None. colour_augment: DMVR colour jitter + grayscale.
+            None. colour_augment: DMVR colour jitter, then grayscale with probability `colour_drop` (scenic 0.1;
+            the paper recipes 0: Table 7 lists none). randaugment_scenic_compat: scenic's Contrast and Cutout
+            (`VideoRandAugment`).
         mean, std: normalisation of [0, 1] pixels; 0.5/0.5 gives [-1, 1] (scenic's zero_centering).
         on_error: "warn" (log, count, replace in training / valid=False in evaluation) or "raise".
         cache_decoded: decode every video once into memory (uint8) at setup; for small datasets.
@@ -254,6 +256,8 @@ class VideoDataModule(L.LightningDataModule):
         resize_ratio: float | None = None,
         root: str | None = None,
         fps: float | None = None,
+        colour_drop: float = 0.1,
+        randaugment_scenic_compat: bool = False,
     ) -> None:
         super().__init__()
         self.fps = float(fps) if fps else None
@@ -279,6 +283,8 @@ class VideoDataModule(L.LightningDataModule):
             colour_augment,
             tuple(mean),
             tuple(std),
+            float(colour_drop),
+            bool(randaugment_scenic_compat),
         )
         self.val_transform = EvalTransform(self.crop_size, 1, tuple(mean), tuple(std))
         self.test_transform = EvalTransform(self.crop_size, self.views[1], tuple(mean), tuple(std))
@@ -311,9 +317,11 @@ class VideoDataModule(L.LightningDataModule):
     def check_num_classes(self) -> None:
         found = index_num_classes(self.index)
         if self.resolve_num_classes() != found:
+            describe = getattr(self.index, "describe_classes", lambda count: None)  # e.g. MiT's releases
+            said, has = (f" ({describe(n)})" if describe(n) else "" for n in (self.num_classes, found))
             raise ValueError(
-                f"data.num_classes is {self.num_classes} but the dataset index "
-                f"({type(self.index).__name__}) has {found} classes; set data.num_classes={found}"
+                f"data.num_classes is {self.num_classes}{said} but the dataset index ({type(self.index).__name__}) "
+                f"has {found} classes{has}; set data.num_classes={found}"
             )
 
     def build_dataset(self, mode: str) -> VideoDataset:

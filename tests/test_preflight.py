@@ -72,6 +72,13 @@ def test_a_negative_learning_rate_is_named(tmp_path):
     fails_before_work(["optim.optimizer.lr=-0.1"], tmp_path, r"^optim.optimizer.lr=-0.1: expected a number >= 0")
 
 
+def test_device_batch_clipping_with_fsdp_or_fp16_is_named(tmp_path):
+    """Clipping each device batch needs its whole, unscaled gradient: not sharded (FSDP), not loss-scaled (fp16)."""
+    scope = "optim.grad_clip_scope=device_batch"
+    fails_before_work([scope, "trainer=fsdp"], tmp_path, r"^optim.grad_clip_scope=device_batch: FSDP shards")
+    fails_before_work([scope, "trainer.precision=16-mixed"], tmp_path, r"^optim.grad_clip_scope=device_batch: trainer")
+
+
 def test_more_cpu_devices_than_cores_is_named(tmp_path):
     cores = os.cpu_count()
     fails_before_work(

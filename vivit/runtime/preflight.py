@@ -4,7 +4,8 @@ line naming the config key or the file, instead of a traceback after an epoch.
 `check_before_work(cfg, stage)` runs before Hydra makes the run folder (vivit.tasks.command) and again first in
 `vivit.tasks.build.build`: the schema of every key, the `_target_`s' arguments and the hardware
 (vivit.runtime.schema), output and checkpoint folders writable, the data root a folder, the model buildable, a
-`model.init` file readable as data, and for `train.py ckpt_path=` a complete training checkpoint.
+`model.init` file readable as data, a gradient clipping
+scope the strategy and precision allow, and for `train.py ckpt_path=` a complete training checkpoint.
 `check_fits(net, checkpoint, cfg)` runs once the model is built, before the data: the checkpoint to resume or
 evaluate must fit the model config, and the message names the model keys that differ.
 `read_checkpoint_argument` reads the checkpoint eval.py and predict.py are given, or says in one line why not.
@@ -58,6 +59,7 @@ def check_before_work(cfg: DictConfig, stage: str, output_key: str = "paths.outp
     check_model(cfg)
     if fresh:
         check_init_file(cfg)
+    _check_grad_clip_scope(cfg)
     if stage == "fit" and cfg.get("ckpt_path"):  # `train=false ckpt_path=...` only tests it: weights suffice
         return read_resume_checkpoint(str(cfg.ckpt_path), resume=cfg.get("train", True), trusted=trusted(cfg))
     return None
@@ -132,6 +134,24 @@ def check_init_file(cfg: DictConfig) -> None:
         load_torch_file(Path(init).expanduser(), mmap=True, trusted=trusted(cfg))
     except ValueError as error:  # NotPlainData (not trusted), not a torch file, truncated
         raise ConfigError(f"model.init: {error}") from error
+
+
+def _check_grad_clip_scope(cfg: DictConfig) -> None:
+    """Clipping each device batch's gradient needs whole, unscaled gradients on every device."""
+    if (cfg.get("module") or {}).get("grad_clip_scope") != "device_batch":
+        return
+    trainer = cfg.get("trainer") or {}
+    strategy, precision = str(trainer.get("strategy", "")), str(trainer.get("precision", ""))
+    if "fsdp" in strategy.lower():
+        raise ConfigError(
+            "optim.grad_clip_scope=device_batch: FSDP shards the gradients, so no device holds a batch's whole "
+            "gradient to clip; use optim.grad_clip_scope=global with trainer=fsdp."
+        )
+    if precision.startswith("16"):
+        raise ConfigError(
+            f"optim.grad_clip_scope=device_batch: trainer.precision={precision} scales the loss, and every "
+            "micro-batch's gradient with it; use trainer.precision=bf16-mixed or 32-true."
+        )
 
 
 def read_resume_checkpoint(path: str, resume: bool = True, trusted: bool = False) -> Checkpoint:

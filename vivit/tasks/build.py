@@ -8,7 +8,8 @@ starts or any video is decoded); then the loggers (each gets the resolved config
 those every run has (seeding, unreadable videos, the whole-split evaluation, self-describing checkpoints), the
 trainer, and last the data's setup. What the data decides reaches the model and the
 checkpoints as arguments, never by writing it back into `cfg` (which only derives
-`trainer.accumulate_grad_batches` from `global_batch`, before anything is built).
+`trainer.accumulate_grad_batches` from `global_batch` and, for a run that starts training, `model.init` from
+`init_per_job` or a run or sweep folder (vivit/runtime/job_init.py), before anything is built).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from vivit.models import build_model
 from vivit.models.flops import build_meta_model, model_stats
 from vivit.runtime import preflight
 from vivit.runtime.errors import reported_as
+from vivit.runtime.job_init import NO_INIT, apply_model_init
 from vivit.runtime.ranks import apply_global_batch, start_ranks_from_job
 from vivit.runtime.slurm import check_launcher
 from vivit.tracking.console import model_line, quiet_libraries
@@ -88,7 +90,7 @@ def build_net(model_config: dict[str, Any], initialised: bool, trusted: bool = F
     with its `init_options`, when the config names one (a file read as data unless `trusted`)."""
     with reported_as("model"):
         net = build_model(model_config)
-    if initialised and model_config.get("init"):
+    if initialised and model_config.get("init") not in (None, "", NO_INIT):
         with reported_as("model.init"):
             initialise(net, model_config["init"], **(model_config.get("init_options") or {}), trusted=trusted)
     return net
@@ -104,11 +106,14 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
         check_launcher(cfg)
     with reported_as("global_batch"):  # before preflight: its message explains a devices x batch mismatch best
         split = apply_global_batch(cfg)
+    fresh = stage == "fit" and not cfg.get("ckpt_path")  # a new run starts from model.init; a resume from its state
+    init_origin = apply_model_init(cfg) if fresh and cfg.get("train", True) else None
     resume = preflight.check_before_work(cfg, stage)
     checkpoint = checkpoint or resume
     L.seed_everything(cfg.seed, workers=True)
-    if split:
-        rank_zero_info(split)
+    for line in (split, init_origin):
+        if line:
+            rank_zero_info(line)
 
     evaluation_cfg = cfg.get("eval") or {}
     test_views = str(evaluation_cfg.get("views") or cfg.data.test_views)  # the command line's wins
@@ -117,7 +122,6 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
         num_classes = datamodule.resolve_num_classes()  # the config's, else the index's count
     with reported_as("model"):
         model_config = {**OmegaConf.to_container(cfg.model, resolve=True), "num_classes": num_classes}
-    fresh = stage == "fit" and not cfg.get("ckpt_path")  # a new run starts from model.init; a resume from its state
     net = build_net(model_config, initialised=fresh, trusted=preflight.trusted(cfg))
     if checkpoint is not None:
         preflight.check_fits(net, checkpoint, cfg)

@@ -54,6 +54,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "output_dir": str(output_dir),
             "tested": "final model",
             "checkpoint": last_checkpoint(run.trainer) if trained else weights,
+            "init": cfg.model.get("init"),  # the weights training started from, init_per_job and folders resolved
         }
         summary["val"] = results(
             run.trainer.validate(

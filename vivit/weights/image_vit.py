@@ -21,8 +21,29 @@ from .checkpoint import read_state_dict
 from .hf import rename_hf
 
 IMAGE_SUFFIXES = (".pth", ".bin", ".safetensors", ".npz")
+# `init=imagenet21k`: the ImageNet-21k ViT of the model's width and patch size (timm's names), the paper's start
+IMAGENET21K = "imagenet21k"
+IMAGENET21K_VITS = {
+    (192, 16): "vit_tiny_patch16_224.augreg_in21k",
+    (384, 16): "vit_small_patch16_224.augreg_in21k",
+    (768, 16): "vit_base_patch16_224.orig_in21k",
+    (1024, 16): "vit_large_patch16_224.orig_in21k",
+    (1280, 14): "vit_huge_patch14_224.orig_in21k",
+}
 # Any timm ViT name builds a generic VisionTransformer once its geometry is overridden from the weights file.
 GENERIC_VIT = "vit_base_patch16_224"
+
+
+def imagenet21k_vit(embed_dim: int, patch_size: int) -> str:
+    """The timm name of the ImageNet-21k ViT of a width and patch size (what `init=imagenet21k` loads)."""
+    name = IMAGENET21K_VITS.get((embed_dim, patch_size))
+    if name is None:
+        sizes = ", ".join(f"width {d} / patch {p}" for d, p in IMAGENET21K_VITS)
+        raise ValueError(
+            f"init=imagenet21k: no ImageNet-21k ViT of width {embed_dim} and patch {patch_size} (there are: "
+            f"{sizes}); name a timm model or a weights file instead"
+        )
+    return name
 
 
 def load_image_vit(
