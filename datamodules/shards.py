@@ -115,6 +115,7 @@ def decode_member(data: bytes, media: str, indices: Sequence[int], decoder: str 
 def _decode_h264(data: bytes, indices: Sequence[int]) -> np.ndarray:
     """Stored frames are numbered by their pts (0, 1, 2, ... in the stream's time base units of one frame): seek to
     the keyframe before the first wanted one, decode to the last."""
+    indices = [int(i) for i in indices]
     wanted = sorted(set(indices))
     chosen = {}
     with av.open(io.BytesIO(data), metadata_errors="ignore") as container:
