@@ -91,13 +91,17 @@ def is_done(out: Path, name: str) -> bool:
 
 
 def encode_video(frames: np.ndarray, rate: Fraction, gop: int, crf: int) -> bytes:
-    """H.264 (yuv420p, even size) in MP4, frame i at pts i, a keyframe every `gop` frames (no scene cuts)."""
-    height, width = frames.shape[1] - frames.shape[1] % 2, frames.shape[2] - frames.shape[2] % 2
+    """H.264 (yuv420p) in MP4, frame i at pts i, a keyframe every `gop` frames (no scene cuts). yuv420p needs an
+    even size: an odd side is padded by repeating its last row or column, and the reader crops it off again."""
+    pad = ((0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0))
+    frames = np.pad(frames, pad, mode="edge") if any(p[1] for p in pad) else frames
+    height, width = frames.shape[1:3]
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = 1 / rate
+        stream.codec_context.thread_count = 1  # one encoder thread: the same bytes in every process
         stream.options = {
             "crf": str(crf),
             "preset": "fast",
@@ -108,7 +112,7 @@ def encode_video(frames: np.ndarray, rate: Fraction, gop: int, crf: int) -> byte
             "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
         }
         for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:height, :width]), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             frame.pts, frame.time_base = i, 1 / rate
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
@@ -191,8 +195,16 @@ def write_shard(job: ShardJob) -> dict[str, Any]:
         ],
         "skipped": skipped,
     }
-    write_atomically(job.out / f"{job.name}.json", json.dumps(index))  # last: the shard is done
+    publish(job.out / f"{job.name}.json", json.dumps(index))  # last: the shard is done
     return index
+
+
+def publish(path: Path, text: str) -> None:
+    """Write atomically, readable by everyone the umask allows (the temporary file is private: shards are shared)."""
+    write_atomically(path, text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def member_offsets(path: Path, suffix: str) -> dict[str, tuple[int, int]]:
@@ -227,10 +239,10 @@ def write_manifest(out: Path, plans: Mapping[str, list[list]], settings: Mapping
                 for column in shards.SAMPLE_COLUMNS:
                     columns[column].append(number if column == "shard" else member[column])
         entry["samples"] = len(columns["id"])
-        write_atomically(out / shards.samples_file(split), json.dumps(columns, separators=(",", ":")))
+        publish(out / shards.samples_file(split), json.dumps(columns, separators=(",", ":")))
         splits[split] = entry
     manifest = {"format": shards.FORMAT, "version": shards.VERSION, **settings, "splits": splits}
-    write_atomically(out / shards.MANIFEST, json.dumps(manifest, indent=1))  # last: the shards are ready
+    publish(out / shards.MANIFEST, json.dumps(manifest, indent=1))  # last: the shards are ready
     return manifest
 
 

@@ -59,7 +59,11 @@ FORMAT, VERSION = "vivit-shards", 1
 MANIFEST = "manifest.json"
 MEDIA = ("video", "frames")  # H.264 clip with dense keyframes, or its frames as JPEG
 MEDIA_SUFFIX = {"video": "mp4", "frames": "jpgs"}
-SAMPLE_COLUMNS = ("id", "label", "path", "start", "end", "fps", "shard", "offset", "size", "num_frames", "checksum")
+SAMPLE_COLUMNS = (
+    *("id", "label", "path", "start", "end", "fps"),  # the record
+    *("shard", "offset", "size", "checksum"),  # its media member
+    *("num_frames", "height", "width"),  # its clip
+)
 
 
 def checksum(data: bytes) -> str:
@@ -191,6 +195,8 @@ class SplitSamples:
     offset: np.ndarray
     size: np.ndarray
     num_frames: np.ndarray
+    height: np.ndarray
+    width: np.ndarray
     checksums: list[str]
     shards: list[str] = field(default_factory=list)  # shard file names, by number
 
@@ -269,6 +275,8 @@ class ShardIndex:
                 np.asarray(columns["offset"], np.int64),
                 np.asarray(columns["size"], np.int64),
                 np.asarray(columns["num_frames"], np.int64),
+                np.asarray(columns["height"], np.int64),
+                np.asarray(columns["width"], np.int64),
                 list(columns["checksum"]),
                 [s["name"] for s in entry["shards"]],
             )
@@ -299,6 +307,7 @@ class ShardSource:
 
     def frames(self, i: int, indices: Sequence[int]) -> np.ndarray:
         frames = decode_member(self.member(i), self.media, [int(j) for j in indices], self.decoder)
+        frames = frames[:, : self.samples.height[i], : self.samples.width[i]]  # H.264's even-size padding
         height, width = reader.short_side_size(frames.shape[1], frames.shape[2], self.short_side)
         if (height, width) != frames.shape[1:3]:
             video = torch.from_numpy(frames).permute(0, 3, 1, 2)
