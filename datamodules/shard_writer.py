@@ -24,6 +24,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import tarfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -323,11 +324,21 @@ def write_shards(
 
 def _run(jobs: list[ShardJob], workers: int) -> Iterator[dict[str, Any]]:
     if workers > 1 and len(jobs) > 1:
-        with multiprocessing.get_context().Pool(min(workers, len(jobs))) as pool:
+        pool = multiprocessing.get_context().Pool(min(workers, len(jobs)), initializer=_default_signals)
+        try:
             yield from pool.imap_unordered(write_shard, jobs)
+            pool.close()  # the workers exit on their own: no SIGTERM, which a SLURM job's handler would swallow
+        finally:
+            pool.terminate()  # an error or Ctrl+C: stop the other shards (their partial files are removed next run)
+            pool.join()
     else:
         for job in jobs:
             yield write_shard(job)
+
+
+def _default_signals() -> None:
+    """Pool workers die on SIGTERM, whatever handler the parent had (submitit's, under SLURM, ignores it)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class _progress:

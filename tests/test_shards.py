@@ -357,6 +357,39 @@ def test_train_py_from_s3_and_from_a_folder_resumed_across_them_ends_as_one_unin
         assert {k: resumed[split][k] for k in numbers} == pytest.approx(numbers), split
 
 
+def test_the_shard_command_runs_as_a_slurm_array_of_parts(written, tmp_path, monkeypatch):
+    """`-m hydra/launcher=slurm_cpu shards.parts=2 'shards.part=range(2)'`: one array of two one-process CPU jobs;
+    part 0 writes the even shards only; part 1 finishes the set and writes the manifest. (How a submitted job runs on
+    a node: tests/test_slurm.py.)"""
+    from tests.test_slurm import submit
+    from vivit.tasks.shard import job
+
+    source, out = written["synthetic"][0].data.root, tmp_path / "shards"
+    common = [f"data.root={source}", f"shards.out={out}", "shards.parts=2", "shards.samples_per_shard=8", *SYNTHETIC]
+    scripts = submit(
+        tmp_path,
+        [*common, "shards.workers=3", "hydra.launcher.partition=cpu"],
+        [["shards.part=0"], ["shards.part=1"]],
+        job,
+        monkeypatch,
+        command="shard",
+        launcher="slurm_cpu",
+    )
+    flags = dict(
+        line.split("=", 1) for line in scripts[0].splitlines() if line.startswith("#SBATCH --") and "=" in line
+    )
+    assert len(scripts) == 1 and flags["#SBATCH --array"] == "0-1%2" and flags["#SBATCH --cpus-per-task"] == "3"
+    assert flags["#SBATCH --ntasks-per-node"] == "1" and flags["#SBATCH --partition"] == "cpu"
+    assert "#SBATCH --gpus-per-node" not in flags
+    first = shard(compose_config("shard", [*common, "shards.part=0"], tmp_path))  # what array task 0 runs
+    written_by_part_0 = ["test-000000.tar", "train-000000.tar", "train-000002.tar", "val-000000.tar"]
+    assert sorted(p.name for p in out.glob("*.tar")) == written_by_part_0
+    assert first["other_parts"] == 1 and not first["manifest"] and not (out / "manifest.json").exists()
+    summary = shard(compose_config("shard", [*common, "shards.part=1"], tmp_path))
+    assert summary["written"] == 1 and summary["manifest"]  # train-000001: the set is complete
+    assert sum(len(ShardIndex(out).records(split)) for split in ("train", "val", "test")) == 40
+
+
 def test_a_shard_command_without_out_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="shards.out: missing"):
         shard(compose_config("shard", ["data.root=x"], tmp_path))
