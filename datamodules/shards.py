@@ -45,6 +45,7 @@ import av
 import fsspec
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 from torch.utils.data import IterableDataset, get_worker_info
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as F
@@ -122,15 +123,17 @@ def _decode_h264(data: bytes, indices: Sequence[int]) -> np.ndarray:
     indices = [int(i) for i in indices]
     wanted = sorted(set(indices))
     chosen = {}
+    scaler = VideoReformatter()  # one scaler context for the clip, as the file reader
     with av.open(io.BytesIO(data), metadata_errors="ignore") as container:
         stream = container.streams.video[0]
+        stream.thread_type = reader.thread_type(stream)
         step = max(1, round(1 / (stream.average_rate * stream.time_base))) if stream.average_rate else 1
         if wanted[0] > 0:
             container.seek(wanted[0] * step, backward=True, any_frame=False, stream=stream)
         for frame in container.decode(stream):
             number = round(frame.pts / step)
             if number in wanted:
-                chosen[number] = frame.to_ndarray(format="rgb24")
+                chosen[number] = scaler.reformat(frame, frame.width, frame.height, "rgb24").to_ndarray()
             if number >= wanted[-1]:
                 break
     missing = [i for i in wanted if i not in chosen]
