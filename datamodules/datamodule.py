@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -427,6 +428,8 @@ class VideoDataModule(L.LightningDataModule):
         if isinstance(dataset, ShardStream):  # plans its ranks and workers itself, in whole batches
             dataset.configure(rank, world_size, self.num_workers, batch_size)
             shuffle = drop_last = False
+            # Lightning warns that an IterableDataset's length may be wrong with workers: this one's is exact
+            warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
         elif mode != "train" and world_size > 1:
             # Each video exactly once across ranks: no padding duplicates in the metrics.
             sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
