@@ -21,7 +21,7 @@ import torch
 from filelock import FileLock
 
 import vivit
-from tests.conftest import run_entry
+from tests.conftest import compose_config, run_entry
 from tests.test_train import SMALL_DATA
 from vivit import export
 from vivit.runtime.preflight import read_resume_checkpoint
@@ -234,3 +234,11 @@ def test_a_run_folder_in_use_is_refused_not_mixed(run_copy, tmp_path, monkeypatc
         message = one_line(run_entry("train", [f"resume={run_copy}"], tmp_path, monkeypatch))
     assert message.startswith(f"error: resume: '{run_copy}' is in use by a run that is still running")
     assert records(run_copy) == before
+
+
+@pytest.mark.parametrize("model", ["vivit_tiny", "vivit_b_fe"])  # a YAML model config and a zoo (registry) one
+def test_trust_is_the_command_lines_not_a_model_configs(model):
+    """`trusted` is read from the command line only: a model config (saved in every checkpoint, replayed by eval.py)
+    never carries it in its init_options, and an init from a zoo config passes it once."""
+    cfg = compose_config("train", [f"model={model}"])
+    assert "trusted" not in cfg.model.init_options and set(cfg.model.init_options) >= {"tubelet_init", "load_head"}

@@ -166,10 +166,11 @@ def initialise(
 
 
 # The options of `initialise` and their defaults: the `init_options` of a model config (vivit.runtime.config).
+# `trusted` is not one: it is the command line's to give (train.py trusted=true), never a config's or a checkpoint's.
 INIT_OPTIONS = {
     name: parameter.default
     for name, parameter in inspect.signature(initialise).parameters.items()
-    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "trusted"
 }
 
 
