@@ -105,7 +105,9 @@ def test_the_shared_run_is_readable_by_the_team(shared_run):
     files = [p for p in shared_run.rglob("*") if p.is_file()]
     names = {p.relative_to(shared_run).as_posix() for p in files}
     assert {"checkpoints/last.ckpt", "metrics.json", "history.json", "curves.png", ".hydra/config.yaml"} <= names
-    unreadable = [n for n, p in zip(names, files) if stat.S_IMODE(p.stat().st_mode) & 0o044 != 0o044]
+    unreadable = [
+        p.relative_to(shared_run).as_posix() for p in files if stat.S_IMODE(p.stat().st_mode) & 0o044 != 0o044
+    ]
     assert sorted(unreadable) == []
     assert all(stat.S_IMODE(p.stat().st_mode) & 0o055 == 0o055 for p in shared_run.rglob("*") if p.is_dir())
 
