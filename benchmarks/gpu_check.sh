@@ -33,7 +33,7 @@ elif [ "${gpus:-0}" -lt 1 ]; then
 else
     models_args=(--device cuda)
     ddp_args=(trainer.accelerator=gpu "trainer.devices=$gpus" trainer.precision=bf16-mixed)
-    data_args=(--workers "$(nproc)" --clips 24 --loader-clips 128 --rounds 1)
+    data_args=(--workers "$(nproc)" --videos 3 --clips 12 --loader-clips 96 --rounds 1)
 fi
 cores="$(nproc)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT_DIR/gpus.txt" 2>&1 || true
@@ -54,7 +54,7 @@ timed models 200 "$PYTHON" benchmarks/bench_models.py "${models_args[@]}" --out 
 rm -rf "$OUT_DIR/ddp_run"
 timed ddp_smoke 200 "$PYTHON" train.py trainer=ddp "${ddp_args[@]}" trainer.max_epochs=2 logger=none \
     "hydra.run.dir=$OUT_DIR/ddp_run"
-timed data 210 "$PYTHON" benchmarks/bench_data.py "${data_args[@]}" --out "$OUT_DIR/data_cuda.json"
+timed data 270 "$PYTHON" benchmarks/bench_data.py "${data_args[@]}" --out "$OUT_DIR/data_cuda.json"
 
 "$PYTHON" - "$OUT_DIR" "$gpus" "$cores" <<'EOF'
 """Put the three parts into one JSON and one table."""
