@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +30,8 @@ def test_torchrun_two_ranks_make_one_run_folder_one_wandb_run_and_one_metrics_fi
     assert len(folders) == 1, f"the ranks made {sorted(p.name for p in folders)}"
     run = folders[0]
     assert len(list(run.rglob("metrics.json"))) == 1 and (run / "checkpoints" / "last.ckpt").is_file()
+    tf32 = json.loads((run / "metrics.json").read_text())["tf32"]  # item 8: what the run set is on record
+    assert tf32 == {"requested": None, "precision": "32-true", "enabled": False, "why": "no CUDA GPU"}
     assert len(list((run / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
     assert sorted(p.name for p in out.iterdir()) == ["train"]
 
