@@ -227,7 +227,9 @@ def loader_rate(read, paths: list[Path], clips: int, workers: int, seed: int, ba
     records = [VideoRecord(paths[i % len(paths)], 0, f"v{i}") for i in range(clips + batch_size * max(workers, 1))]
     dataset = VideoDataset(records, "train", NUM_FRAMES, STRIDE, SHORT_SIDE, train_transform(CROP), on_error="raise")
     original = reader.read_frames
-    reader.read_frames = read  # the dataset calls reader.read_frames; workers fork with the patch
+    # the dataset calls reader.read_frames (also with its decoder and device: the readers here take PyAV's
+    # defaults); workers fork with the patch
+    reader.read_frames = lambda record, indices, short_side=None, *decoder: read(record, indices, short_side)
     try:
         torch.manual_seed(seed)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False)

@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from vivit.common.checks import check_choice
 
 from . import reader, sampling
-from .records import VideoRecord
+from .records import PADDING, VideoRecord
 from .shards import ShardIndex, ShardSource, ShardStream
 from .transforms import EvalTransform, to_video, train_transform
 
@@ -66,9 +66,6 @@ def index_num_classes(index: VideoIndex) -> int | dict[str, int]:
     if isinstance(classes, Mapping):
         return {head: len(names) for head, names in classes.items()}
     return len(classes)
-
-
-PADDING = -1  # a sampler index (and the batch's "index"): an item that only evens out the ranks' batch counts
 
 
 class PaddedDistributedSampler(DistributedSampler):
