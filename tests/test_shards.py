@@ -199,6 +199,11 @@ def test_two_ranks_with_two_workers_read_disjoint_samples_and_evaluate_every_vid
         indices = sorted(int(i) for b in batches for i in b["index"])
         assert indices == list(range(8)) and all(b["valid"].all() for b in batches)
     assert batches[0]["video"].shape[1:3] == (6, 3)  # the multi-view test: 2 clips x 3 crops per video
+    # 3 ranks: 2, 3 and 3 videos; rank 0's share is padded (index -1), so every rank runs as many batches
+    shares = [loader_indices(dm, "val", rank, 3, 1) for rank in range(3)]
+    assert len({len(share) for share in shares}) == 1
+    indices = [int(i) for share in shares for b in share for i in b["index"]]
+    assert sorted(i for i in indices if i != PADDING) == list(range(8)) and indices.count(PADDING) == 1
 
 
 def test_a_damaged_member_is_counted_and_replaced_in_training_and_invalid_in_evaluation(synthetic_shards, tmp_path):
