@@ -17,9 +17,11 @@ KEYS = ("OMP_NUM_THREADS", "MASTER_PORT", "PROBE_ADDED", "PROBE_REMOVED")
 def probe(cfg):
     folder = os.environ["PROBE_DIR"]
     if HydraConfig.get().job.num == 0:  # what a DDP job leaves behind
+        with open(f"{folder}/threads_before", "w") as f:
+            f.write(str(torch.get_num_threads()))
         os.environ.update(OMP_NUM_THREADS="1", MASTER_PORT="29999", PROBE_ADDED="1")
         del os.environ["PROBE_REMOVED"]
-        torch.set_num_threads(1)
+        torch.set_num_threads(torch.get_num_threads() + 1)
         torch.set_float32_matmul_precision("medium")
         dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=0, world_size=1)
         return
