@@ -144,16 +144,14 @@ def make_videos(cache: Path, count: int) -> dict[str, list[Path]]:
 
 
 READ_FRAMES = reader.read_frames  # the loader rows patch reader.read_frames: keep the project's own
-# The readers below take read_frames' arguments; the dataset also passes its decoder and device (*_decoder), which
-# only the project's reader uses: these are PyAV readers.
 
 
-def read_resampled(record: VideoRecord, indices, short_side: int | None = None, *_decoder) -> np.ndarray:
+def read_resampled(record: VideoRecord, indices, short_side: int | None = None) -> np.ndarray:
     """ours with a resampling rate (data.fps): the frames on screen at i / FPS."""
     return READ_FRAMES(dataclasses.replace(record, fps=FPS), indices, short_side)
 
 
-def read_naive(record: VideoRecord, indices, short_side: int | None = None, *_decoder) -> np.ndarray:
+def read_naive(record: VideoRecord, indices, short_side: int | None = None) -> np.ndarray:
     """Decode every frame to RGB, then pick (frame threading on, as for ours)."""
     with av.open(str(record.path)) as container:
         stream = container.streams.video[0]
@@ -174,7 +172,7 @@ class IdealReader:
             pts = sorted(p for p, _ in packets)
             self.layout[str(path)] = (pts, sorted(p for p, key in packets if key))
 
-    def __call__(self, record: VideoRecord, indices, short_side: int | None = None, *_decoder) -> np.ndarray:
+    def __call__(self, record: VideoRecord, indices, short_side: int | None = None) -> np.ndarray:
         pts, keyframes = self.layout[str(record.path)]
         wanted = {pts[min(i, len(pts) - 1)] for i in indices}
         first, last = min(wanted), max(wanted)
@@ -229,7 +227,9 @@ def loader_rate(read, paths: list[Path], clips: int, workers: int, seed: int, ba
     records = [VideoRecord(paths[i % len(paths)], 0, f"v{i}") for i in range(clips + batch_size * max(workers, 1))]
     dataset = VideoDataset(records, "train", NUM_FRAMES, STRIDE, SHORT_SIDE, train_transform(CROP), on_error="raise")
     original = reader.read_frames
-    reader.read_frames = read  # the dataset calls reader.read_frames; workers fork with the patch
+    # the dataset calls reader.read_frames (also with its decoder and device: the readers here take PyAV's
+    # defaults); workers fork with the patch
+    reader.read_frames = lambda record, indices, short_side=None, *decoder: read(record, indices, short_side)
     try:
         torch.manual_seed(seed)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False)

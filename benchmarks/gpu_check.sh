@@ -2,27 +2,30 @@
 # The GPU check: one script, under 8 minutes on one GPU, that answers "does this framework use this GPU well?".
 #
 #   bash benchmarks/gpu_check.sh [OUT_DIR]        # default OUT_DIR: benchmarks/results/gpu_check
-#   GPU_CHECK_SMOKE=1 bash benchmarks/gpu_check.sh /tmp/gpu_check   # the same script on the CPU at toy sizes (a minute)
+#   bash benchmarks/gpu_check.sh --cpu /tmp/gpu_check   # the same steps on the CPU at toy sizes (checks the script)
 #
 # 1. Model throughput: ViViT-B/16x2 at 32x224, bf16 autocast, Models 1-4 and Hugging Face's ViViT on the same
 #    configuration (benchmarks/bench_models.py --device cuda): clips/s for a training step and for inference, MFU
 #    against the GPU's dense bf16 peak, and the ratio to Hugging Face.
 # 2. A 2-epoch DDP smoke on every GPU of the machine (train.py trainer=ddp, bf16, the embedded synthetic data):
 #    exit code, wall time and the run's metrics.json.
-# 3. The data loader at the GPU's consumption rate (benchmarks/bench_data.py with one worker per core): the clips/s
-#    the loader delivers for ViViT-B's training clips against the clips/s one GPU trains at (from 1.).
+# 3. The data loader at the GPU's consumption rate (benchmarks/bench_data.py with the cores each GPU gets, less one
+#    for its training process): the clips/s the loader delivers for ViViT-B's training clips against the clips/s
+#    one GPU trains ViViT-B FE at (from 1.).
 # Writes OUT_DIR/gpu_check.json (the summary) beside each part's own JSON and log. Each part has its own time limit,
 # so a part that fails or hangs is reported and the others still run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+CPU_SMOKE=""
+if [ "${1:-}" = "--cpu" ]; then CPU_SMOKE=1; shift; fi
 OUT_DIR="${1:-benchmarks/results/gpu_check}"
 PYTHON="${PYTHON:-python}"
 mkdir -p "$OUT_DIR"
 export WANDB_MODE="${WANDB_MODE:-disabled}" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 
 gpus="$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())')"
-if [ -n "${GPU_CHECK_SMOKE:-}" ]; then  # check the script itself without a GPU: toy sizes, the CPU
+if [ -n "$CPU_SMOKE" ]; then  # check the script itself without a GPU: toy sizes, the CPU
     models_args=(--device cpu --preset tiny)
     ddp_args=(trainer.accelerator=cpu trainer.devices=1 trainer.precision=32-true debug=fdr)
     data_args=(--videos 1 --clips 2 --loader-clips 4 --rounds 1 --workers 1)
@@ -33,7 +36,8 @@ elif [ "${gpus:-0}" -lt 1 ]; then
 else
     models_args=(--device cuda)
     ddp_args=(trainer.accelerator=gpu "trainer.devices=$gpus" trainer.precision=bf16-mixed)
-    data_args=(--workers "$(nproc)" --videos 3 --clips 12 --loader-clips 96 --rounds 1)
+    workers=$(( $(nproc) / gpus - 1 )); workers=$(( workers > 1 ? workers : 1 ))  # a core for each training process
+    data_args=(--workers "$workers" --videos 3 --clips 12 --loader-clips 96 --rounds 1)
 fi
 cores="$(nproc)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT_DIR/gpus.txt" 2>&1 || true
@@ -117,7 +121,7 @@ print(f"{'ddp_smoke':<10} {summary['ddp_smoke']['exit_code']:>4} {summary['ddp_s
 ratio = summary["data"].get("loader_over_gpu")
 print(
     f"{'data':<10} {summary['data']['exit_code']:>4} {summary['data']['seconds']:>7}  loader "
-    f"{summary['data'].get('loader_clips_per_s') or 0:.1f} clips/s with {cores} workers"
+    f"{summary['data'].get('loader_clips_per_s') or 0:.1f} clips/s with {summary['data'].get('workers')} workers"
     + (f" = {ratio:.2f}x one GPU's ViViT-B FE training rate" if ratio else "")
 )
 print(f"wrote {out / 'gpu_check.json'}")

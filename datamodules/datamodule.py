@@ -11,8 +11,11 @@ module counts it as wrong instead of dropping it). `on_error="raise"` makes it f
 counts them per split and pass from the batches (`unreadable`, `valid`), summed over DDP ranks.
 
 Distributed: training uses Lightning's DistributedSampler (keep the Trainer's default
-`use_distributed_sampler=True`); validation and test use Lightning's `UnrepeatedDistributedSampler`, so
-every video is evaluated exactly once across ranks (ranks may then see different numbers of batches).
+`use_distributed_sampler=True`); validation and test use `PaddedDistributedSampler`, so
+every video is evaluated exactly once across ranks, and padded so that every rank runs
+the same number of batches: a rank with fewer videos gets PADDING items (blank, unlabelled, index -1), which the
+module's metrics and loss and the whole-split evaluation drop. (Uneven batch counts deadlock FSDP, whose forward
+gathers each block's weights from every rank, and any per-step collective.)
 
 `format="shards"` reads the same items from shards (`vivit.datamodules.shards`, written by
 `python -m vivit.tasks.shard`) under `root`, a folder or an object-store URL: each split is a `ShardStream` that
@@ -33,13 +36,12 @@ from typing import Any, Protocol
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from vivit.common.checks import check_choice
 
 from . import reader, sampling
-from .records import VideoRecord
+from .records import PADDING, VideoRecord
 from .shards import ShardIndex, ShardSource, ShardStream
 from .transforms import EvalTransform, to_video, train_transform
 
@@ -64,6 +66,23 @@ def index_num_classes(index: VideoIndex) -> int | dict[str, int]:
     if isinstance(classes, Mapping):
         return {head: len(names) for head, names in classes.items()}
     return len(classes)
+
+
+class PaddedDistributedSampler(DistributedSampler):
+    """Evaluation over `num_replicas` ranks: rank r takes items r, r + n, r + 2n, ... (each item once over all
+    ranks, in order, as Lightning's UnrepeatedDistributedSampler), then PADDING up to ceil(len / n) items, so that
+    every rank has the same number of items and batches. (A DistributedSampler, so Lightning keeps it.)"""
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        self.own = list(range(rank, len(dataset), num_replicas))
+        self.num_samples = -(-len(dataset) // num_replicas)
+
+    def __iter__(self):
+        return iter(self.own + [PADDING] * (self.num_samples - len(self.own)))
+
+    def __len__(self) -> int:
+        return self.num_samples
 
 
 class VideoDataset(Dataset):
@@ -104,6 +123,9 @@ class VideoDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        if i == PADDING:  # blank and unlabelled: no loss, no metric; index -1: dropped by the split's evaluation
+            no_label = -1 if self.heads is None else dict.fromkeys(self.heads, -1)
+            return {"video": self._blank(), "label": no_label, "index": PADDING, **self._valid(True)}
         seed = self.item_seed.value
         if seed < 0:
             return self._item(i)
@@ -439,8 +461,8 @@ class VideoDataModule(L.LightningDataModule):
             # Lightning warns that an IterableDataset's length may be wrong with workers: this one's is exact
             warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
         elif mode != "train" and world_size > 1:
-            # Each video exactly once across ranks: no padding duplicates in the metrics.
-            sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
+            # each video exactly once across ranks, and the same number of batches on every rank (PADDING)
+            sampler = PaddedDistributedSampler(dataset, num_replicas=world_size, rank=rank)
         if mode == "train" and len(dataset) < batch_size:
             drop_last = False  # a tiny dataset still yields one batch
         return DataLoader(

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 Label = int | dict[str, int] | None
+# an evaluation sample index (and a batch's "index"): an item that only evens out the ranks' batch counts (blank,
+# unlabelled, dropped from every metric; vivit.datamodules.datamodule.PaddedDistributedSampler)
+PADDING = -1
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")  # what counts as a video file, any case
 
 

@@ -22,8 +22,8 @@ Reading (`ShardStream`, an IterableDataset): every epoch is planned from (seed, 
 Training: the shards in an order drawn from the epoch's seed, dealt to the (rank, worker) slots so that no two
 slots share a shard (samples, when there are fewer shards than slots), every slot yielding the same number of
 whole batches (a slot short of samples goes round its shards again), read sequentially through a shuffle buffer.
-Evaluation: the split in manifest order, cut into contiguous per-rank ranges (every video once over the ranks,
-ranks differing by one video at most, as with Lightning's `UnrepeatedDistributedSampler`), batches dealt to the
+Evaluation: the split in manifest order, cut into contiguous per-rank ranges (every video once over the ranks),
+the shorter ones padded (PADDING: as many batches on every rank, as `PaddedDistributedSampler`), batches dealt to the
 workers in turn so the loader's batches come out in order. A member that cannot be decoded, or whose checksum
 differs, raises `VideoReadError` and is then handled like an unreadable video file (replaced in training,
 valid=False in evaluation).
@@ -52,7 +52,7 @@ from torchvision.transforms.v2 import functional as F
 
 from . import reader
 from .reader import VideoReadError
-from .records import VideoRecord
+from .records import PADDING, VideoRecord
 
 log = logging.getLogger(__name__)
 
@@ -328,8 +328,10 @@ def even_ranges(total: int, parts: int) -> list[range]:
 
 def eval_plan(total: int, rank: int, world: int, worker: int, workers: int, batch_size: int) -> list[int]:
     """Sample indices of one evaluation worker: the rank's contiguous range (every sample once over the ranks),
-    cut into batches dealt to the workers in turn (the DataLoader then yields them in order)."""
-    ranks = even_ranges(total, world)[rank]
+    padded with PADDING to the longest range (every rank runs as many batches, vivit.datamodules.datamodule), cut
+    into batches dealt to the workers in turn (the DataLoader then yields them in order)."""
+    ranks = list(even_ranges(total, world)[rank])
+    ranks += [PADDING] * (-(-total // world) - len(ranks))
     batches = [ranks[b : b + batch_size] for b in range(0, len(ranks), batch_size)]
     return [i for batch in batches[worker::workers] for i in batch]
 
@@ -437,6 +439,9 @@ class ShardStream(IterableDataset):
         samples, storage, run_file, run_shard = self.source.samples, self.source.index.storage, None, None
         try:
             for i in plan:
+                if i == PADDING:  # no member: the dataset answers it with a blank, unlabelled item
+                    yield i
+                    continue
                 shard = int(samples.shard[i])
                 if shard != run_shard:
                     if run_file is not None:

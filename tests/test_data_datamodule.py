@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from vivit.datamodules import SyntheticVideos, VideoDataModule
+from vivit.datamodules.datamodule import PADDING
 
 SMALL = dict(num_train=32, num_val=16, num_test=16, workers=2)
 
@@ -222,14 +223,17 @@ def test_bad_videos_with_cache_and_workers_are_marked(broken):
 
 @pytest.mark.parametrize("world_size", [2, 3, 4])
 def test_ddp_val_and_test_see_every_video_exactly_once(index, world_size):
-    seen = {"val": [], "test": []}
+    seen, counts = {"val": [], "test": []}, {"val": set(), "test": set()}
     for rank in range(world_size):
         dm = make(index, batch_size=3)
         dm.trainer = SimpleNamespace(world_size=world_size, global_rank=rank)
         dm.setup("validate")
         dm.setup("test")
         for mode, loader in (("val", dm.val_dataloader()), ("test", dm.test_dataloader())):
-            seen[mode] += [int(i) for batch in loader for i in batch["index"]]
+            batches = [[int(i) for i in batch["index"]] for batch in loader]
+            seen[mode] += [i for batch in batches for i in batch if i != PADDING]  # padding: index -1
+            counts[mode].add(len(batches))
+    assert len(counts["val"]) == len(counts["test"]) == 1, counts  # every rank runs as many batches
     assert sorted(seen["val"]) == list(range(16)) and sorted(seen["test"]) == list(range(16))
 
 

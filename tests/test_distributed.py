@@ -140,10 +140,12 @@ def test_sweep_declared_in_a_preset_changes_process_count_and_survives_a_dead_ra
 
 
 def test_eval_on_one_and_two_processes_gives_the_same_numbers(synthetic_root, tmp_path):
-    """Top-1, top-5 and loss are reduced over ranks: 2 processes report what 1 process reports."""
+    """Top-1, top-5 and loss are reduced over ranks: 2 processes report what 1 process reports, also when the ranks'
+    shares differ (31 videos: one padding item evens out their batch counts and is dropped)."""
     import torch
     from omegaconf import OmegaConf
 
+    from vivit.common.files import load_torch_file
     from vivit.models import build_model
     from vivit.weights.checkpoint import save_checkpoint
 
@@ -166,7 +168,9 @@ def test_eval_on_one_and_two_processes_gives_the_same_numbers(synthetic_root, tm
             "data=synthetic",
             f"data.root={synthetic_root}",
             *SMALL_DATA,
-            "data.batch_size=12",
+            "data.index.num_val=31",  # uneven shares: 16 and 15 videos, 4 and 3 batches of 5 before padding
+            "data.batch_size=5",
+            "eval.save_predictions=true",
             "trainer.accelerator=cpu",
             f"trainer.devices={devices}",
             "trainer.strategy=ddp" if devices > 1 else "trainer.strategy=auto",
@@ -184,6 +188,9 @@ def test_eval_on_one_and_two_processes_gives_the_same_numbers(synthetic_root, tm
         )
         assert result.returncode == 0, result.stderr[-3000:]
         metrics[devices] = json.loads((tmp_path / str(devices) / "metrics.json").read_text())["val"]
+        predictions = load_torch_file(tmp_path / str(devices) / "predictions_val.pt")
+        ids = predictions["ids"]
+        assert len(ids) == len(set(ids)) == 31 and len(predictions["logits"][""]) == 31  # each video once, no padding
     for key in ("val/top1", "val/top5", "val/loss"):
         assert metrics[2][key] == pytest.approx(metrics[1][key], abs=1e-6), key
     assert 0 < metrics[1]["val/top1"] < 1  # a model that is neither always right nor always wrong

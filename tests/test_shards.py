@@ -23,6 +23,7 @@ from tests.conftest import ROOT, compose_config
 from tests.fixtures import releases
 from tests.fixtures.videos import read_codes, write_video
 from vivit.datamodules import reader
+from vivit.datamodules.records import PADDING
 from vivit.datamodules.shards import ShardIndex, ShardSource, ShardStream, eval_plan, train_plan
 from vivit.runtime.errors import ConfigError
 from vivit.tasks.shard import shard
@@ -141,8 +142,10 @@ def test_training_plan_gives_each_rank_and_worker_its_own_shards_and_equal_batch
 
 def test_evaluation_plan_covers_every_sample_once_in_order():
     plans = {(r, w): eval_plan(11, r, 2, w, 2, 2) for r in range(2) for w in range(2)}
-    assert sorted(i for p in plans.values() for i in p) == list(range(11))
-    assert plans[(0, 0)] == [0, 1, 4] and plans[(0, 1)] == [2, 3]  # rank 0: 0..4, batches dealt in turn
+    assert sorted(i for p in plans.values() for i in p if i != PADDING) == list(range(11))
+    # rank 0: 0..4 and one padding item (as many batches as rank 1's 5..10), batches dealt to the workers in turn
+    assert plans[(0, 0)] == [0, 1, 4, PADDING] and plans[(0, 1)] == [2, 3]
+    assert [len(plans[(r, 0)] + plans[(r, 1)]) for r in range(2)] == [6, 6]
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +199,11 @@ def test_two_ranks_with_two_workers_read_disjoint_samples_and_evaluate_every_vid
         indices = sorted(int(i) for b in batches for i in b["index"])
         assert indices == list(range(8)) and all(b["valid"].all() for b in batches)
     assert batches[0]["video"].shape[1:3] == (6, 3)  # the multi-view test: 2 clips x 3 crops per video
+    # 3 ranks: 2, 3 and 3 videos; rank 0's share is padded (index -1), so every rank runs as many batches
+    shares = [loader_indices(dm, "val", rank, 3, 1) for rank in range(3)]
+    assert len({len(share) for share in shares}) == 1
+    indices = [int(i) for share in shares for b in share for i in b["index"]]
+    assert sorted(i for i in indices if i != PADDING) == list(range(8)) and indices.count(PADDING) == 1
 
 
 def test_a_damaged_member_is_counted_and_replaced_in_training_and_invalid_in_evaluation(synthetic_shards, tmp_path):

@@ -128,6 +128,56 @@ def test_slurm_preset_gives_sbatch_nodes_gpus_tasks_and_the_requeue_signal(tmp_p
     assert environment.requeue_signal.name == "SIG" + flags["#SBATCH --signal"].split("@")[0]
 
 
+def sbatch_flags(script: str) -> dict[str, str | bool]:
+    return {
+        line.split("=", 1)[0].removeprefix("#SBATCH "): line.split("=", 1)[1] if "=" in line else True
+        for line in script.splitlines()
+        if line.startswith("#SBATCH ")
+    }
+
+
+def test_a_sweep_over_devices_sizes_each_job_from_its_own_config(tmp_path, monkeypatch):
+    """`-m trainer.devices=1,2,4 hydra/launcher=slurm`: each job asks its own GPUs, tasks, CPUs and memory
+    (slurm_resources x devices), capped at the partition's smallest node as sinfo reports it (24 cores, 160 GB)."""
+    fake_slurm(tmp_path / "bin", tmp_path / "scontrol.log")
+    sinfo = tmp_path / "bin" / "sinfo"
+    sinfo.write_text('#!/bin/sh\necho "$@" > "$(dirname "$0")/sinfo.args"\nprintf "48 512000\\n24 163840\\n"\n')
+    sinfo.chmod(stat.S_IRWXU)
+    scripts = submit(
+        tmp_path,
+        ["trainer=ddp", "hydra.launcher.partition=gpu", "slurm_resources.mem_gb_per_gpu=64"],
+        [["trainer.devices=1"], ["trainer.devices=2"], ["trainer.devices=4"], ["trainer.devices=2", "seed=1"]],
+        print,
+        monkeypatch,
+    )
+    asked = sorted(
+        (f["--gpus-per-node"], f["--ntasks-per-node"], f["--cpus-per-task"], f["--mem"], f.get("--array"))
+        for f in map(sbatch_flags, scripts)
+    )
+    # one array per size; 4 GPUs x 8 CPUs and 4 x 64 GB exceed the 24-core, 160 GB node: capped
+    assert asked == [
+        ("1", "1", "8", "64GB", None),
+        ("2", "2", "8", "128GB", "0-1%2"),
+        ("4", "4", "6", "160GB", None),
+    ]
+    assert "--partition gpu" in (tmp_path / "bin" / "sinfo.args").read_text()
+    # a value given to the launcher is every job's; the jobs of a sweep over num_nodes ask their own nodes
+    (tmp_path / "sweep").rename(tmp_path / "sweep_1")
+    for script in tmp_path.glob("sbatch_*.sh"):
+        script.unlink()
+    scripts = submit(
+        tmp_path,
+        ["trainer=ddp", "trainer.devices=8", "hydra.launcher.cpus_per_task=3", "hydra.launcher.mem_gb=100"],
+        [["trainer.num_nodes=1"], ["trainer.num_nodes=2"]],
+        print,
+        monkeypatch,
+    )
+    asked = sorted(
+        (f["--nodes"], f["--gpus-per-node"], f["--cpus-per-task"], f["--mem"]) for f in map(sbatch_flags, scripts)
+    )
+    assert asked == [("1", "8", "3", "100GB"), ("2", "8", "3", "100GB")]
+
+
 def test_slurm_preset_without_multirun_is_a_one_line_error(tmp_path):
     cfg = compose_config("train", ["hydra/launcher=slurm"], output_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"^hydra/launcher=slurm submits sweeps only: add -m"):

@@ -116,9 +116,12 @@ class Scored:
     @classmethod
     def of(cls, batches: list[dict[str, Any]], records: Sequence[Any]) -> Scored:
         index = torch.cat([b["index"] for b in batches])
+        real = index >= 0  # padding (index -1) only evened out the ranks' batch counts
+        index = index[real]
         chosen = [records[i] for i in index.tolist()]
-        logits = {head: torch.cat([b["logits"][head] for b in batches]) for head in batches[0]["logits"]}
-        return cls(index, chosen, torch.cat([b["valid"] for b in batches]), logits, labels_of(chosen, list(logits)))
+        logits = {head: torch.cat([b["logits"][head] for b in batches])[real] for head in batches[0]["logits"]}
+        valid = torch.cat([b["valid"] for b in batches])[real]
+        return cls(index, chosen, valid, logits, labels_of(chosen, list(logits)))
 
     @property
     def labelled(self) -> Tensor:

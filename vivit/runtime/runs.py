@@ -5,7 +5,10 @@ readable, sorted by start time, and unique because each folder is created exclus
 second process, also on a shared filesystem), not just named. The `vivit.new_dir` resolver of
 conf/hydra/default.yaml (registered by vivit.runtime.config) makes them; while the checks run before a run starts
 (`planning()`), it only names the folder it would make. DDP's extra ranks get rank 0's folder on their command
-line (vivit/runtime/ranks.py), so they never make one.
+line (vivit/runtime/ranks.py), so they never make one. Ranks started by an outside launcher (`torchrun`, a
+hand-written `srun`) each resolve the folder themselves: rank 0 makes it and shares its name with the other ranks
+of the same start (`shared_run_dir`: torchrun's agent store, or a file keyed by the SLURM job step), so a run is
+one folder whatever started it.
 
 A run holds its folder (`hold`: an OS file lock on `<folder>/.run.lock`, released when the process ends, also by a
 kill) for as long as it runs, so a second run given the same explicit `hydra.run.dir`, or a `resume=` of a run that
@@ -18,15 +21,18 @@ never edited by a later command: a continued run adds its record beside the firs
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import torch.distributed as dist
 from filelock import FileLock, Timeout
 
 from .errors import ConfigError
@@ -40,6 +46,9 @@ HYDRA_RECORDS = ".hydra"  # Hydra's record of a run (config.yaml, hydra.yaml, ov
 _planning: ContextVar[bool] = ContextVar("planning", default=False)
 _made: set[Path] = set()  # run and sweep folders this process created
 _held: dict[Path, FileLock] = {}  # run folders this process holds
+SHARE_WAIT_S = 300.0  # how long a rank waits for rank 0's folder name (rank 0 runs the same checks first)
+SHARED = ".launches"  # <parent>/.launches/<srun step>.<n>: the folder names rank 0 shared with srun's other ranks
+_shared_calls: dict[tuple[str, int, str, str], int] = {}  # folders asked for, counted in the same order by each rank
 
 
 @contextmanager
@@ -53,7 +62,17 @@ def planning() -> Iterator[None]:
 
 
 def new_run_dir(parent: str | Path, prefix: str = "") -> Path:
-    """`parent/<prefix><start time>`, or with `_2`, `_3`, ... when a run of the same second has that name."""
+    """`parent/<prefix><start time>`, or with `_2`, `_3`, ... when a run of the same second has that name; under
+    torchrun or srun, the one rank 0 made (`shared_run_dir`)."""
+    launch = outside_launch()
+    if launch is not None and not _planning.get():
+        return shared_run_dir(Path(parent), prefix, *launch)
+    return make_run_dir(parent, prefix)
+
+
+def make_run_dir(parent: str | Path, prefix: str = "") -> Path:
+    """A new folder `parent/<prefix><start time>` (`_2`, `_3`, ...), created exclusively; only named while
+    `planning()`."""
     parent = Path(parent)
     stamp = prefix + datetime.now().strftime(TIME_FORMAT)
     names = (parent / (stamp if n == 1 else f"{stamp}_{n}") for n in range(1, 100_000))
@@ -74,6 +93,70 @@ def new_run_dir(parent: str | Path, prefix: str = "") -> Path:
         _made.add(path.resolve())
         return path
     raise FileExistsError(f"{parent}: no free run folder name for {stamp}")
+
+
+def outside_launch() -> tuple[str, int] | None:
+    """(the name of this start, shared by its ranks; this process's global rank) when torchrun or srun started
+    several ranks of this command; None for a single process and for ranks Lightning starts (vivit.runtime.ranks
+    gives those rank 0's folder). A requeued or restarted start is a new start: its own folder."""
+    env = os.environ
+    if "TORCHELASTIC_RUN_ID" in env and int(env.get("WORLD_SIZE") or 1) > 1:
+        return f"torchrun-{env['TORCHELASTIC_RUN_ID']}-{env.get('TORCHELASTIC_RESTART_COUNT', '0')}", int(env["RANK"])
+    if "SLURM_JOB_ID" in env and "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS") or 1) > 1:
+        step = f"{env['SLURM_JOB_ID']}.{env.get('SLURM_STEP_ID', 'batch')}.{env.get('SLURM_RESTART_COUNT', '0')}"
+        return f"slurm-{step}", int(env["SLURM_PROCID"])
+    return None
+
+
+def shared_run_dir(parent: Path, prefix: str, launch: str, rank: int) -> Path:
+    """The run folder of all ranks of one torchrun/srun start: rank 0 makes it and shares its name, the other
+    ranks wait for that name (at most SHARE_WAIT_S)."""
+    asked = (launch, rank, str(parent), prefix)
+    n = _shared_calls[asked] = _shared_calls.get(asked, 0) + 1
+    key = f"vivit/run_dir/{parent}/{prefix}/{n}"
+    if launch.startswith("torchrun"):
+        store = _agent_store()
+        if rank == 0:
+            folder = make_run_dir(parent, prefix)
+            store.set(key, str(folder))
+            return folder
+        try:
+            return Path(store.get(key).decode())
+        except dist.DistStoreError:
+            raise ConfigError(_no_folder_from_rank0(parent, launch)) from None
+    # srun: the job's file system is shared by its nodes (the run folder must be anyway)
+    note = parent / SHARED / f"{launch}.{hashlib.sha1(prefix.encode()).hexdigest()[:8]}.{n}"
+    if rank == 0:
+        folder = make_run_dir(parent, prefix)
+        note.parent.mkdir(exist_ok=True)
+        temporary = note.with_name(f"{note.name}.{os.getpid()}")
+        temporary.write_text(str(folder))
+        temporary.replace(note)  # whole or absent for a reader
+        return folder
+    deadline = time.monotonic() + SHARE_WAIT_S
+    while not note.is_file():
+        if time.monotonic() > deadline:
+            raise ConfigError(_no_folder_from_rank0(parent, launch))
+        time.sleep(0.2)
+    return Path(note.read_text())
+
+
+def _agent_store() -> dist.TCPStore:
+    """torchrun's own store (its agent serves it at MASTER_ADDR:MASTER_PORT for as long as the ranks run)."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        raise ConfigError(
+            "hydra.run.dir: torchrun runs without its agent's store (TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1), so its "
+            "ranks cannot agree on a run folder; give hydra.run.dir=<folder> (the same on every rank)."
+        )
+    address, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    return dist.TCPStore(address, port, is_master=False, timeout=timedelta(seconds=SHARE_WAIT_S))
+
+
+def _no_folder_from_rank0(parent: Path, launch: str) -> str:
+    return (
+        f"paths.log_dir: rank 0 of {launch} did not name its run folder under '{parent}' within {SHARE_WAIT_S:.0f} s "
+        "(see rank 0's error); give hydra.run.dir=<folder> (the same on every rank) to skip the wait."
+    )
 
 
 def is_extra_rank() -> bool:

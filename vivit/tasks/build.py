@@ -32,6 +32,7 @@ from vivit.models.flops import build_meta_model, model_stats
 from vivit.runtime import preflight
 from vivit.runtime.errors import reported_as
 from vivit.runtime.job_init import NO_INIT, apply_model_init
+from vivit.runtime.process import apply_tf32
 from vivit.runtime.ranks import apply_global_batch, start_ranks_from_job
 from vivit.runtime.slurm import check_launcher
 from vivit.tracking.console import model_line, quiet_libraries
@@ -56,6 +57,7 @@ class Run:
     evaluation: SplitEvaluation
     unreadable: UnreadableVideos
     test_views: str
+    tf32: dict[str, Any]  # what `tf32` set (vivit.runtime.process.apply_tf32), for metrics.json
 
 
 def instantiate(node: Any, key: str, **kwargs: Any) -> Any:
@@ -102,6 +104,7 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
     quiet_libraries()
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
+    tf32 = apply_tf32(cfg.get("tf32"), cfg.trainer.get("precision"))
     with reported_as("hydra/launcher"):
         check_launcher(cfg)
     with reported_as("global_batch"):  # before preflight: its message explains a devices x batch mismatch best
@@ -175,7 +178,7 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
 
     with reported_as("data"):
         datamodule.setup(stage)
-    return Run(datamodule, module, trainer, evaluation, unreadable, test_views)
+    return Run(datamodule, module, trainer, evaluation, unreadable, test_views, tf32)
 
 
 def check_submission(datamodule: Any, split: str, options: Any) -> None:

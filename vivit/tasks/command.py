@@ -32,6 +32,7 @@ from omegaconf.errors import OmegaConfBaseException
 from vivit.runtime import runs
 from vivit.runtime.config import CONF_DIR
 from vivit.runtime.errors import PREEMPTED_EXIT_CODE, ConfigError, Preempted
+from vivit.runtime.process import fresh_process
 from vivit.runtime.ranks import one_job
 from vivit.runtime.schema import composition_error
 
@@ -128,7 +129,9 @@ def hydra_job(task: Task) -> Callable[[DictConfig], Any]:
         folder = Path(HydraConfig.get().runtime.output_dir)
         try:
             runs.hold(folder, "hydra.run.dir")
-            with one_job():  # DDP: this job's ranks end with it (vivit/runtime/ranks.py)
+            # the next job of an in-process sweep starts as this one did: environment, threads, memory, and
+            # DDP: this job's ranks and process group end with it (vivit/runtime/process.py, ranks.py)
+            with fresh_process(), one_job():
                 result = task(cfg)
         except ConfigError as error:
             if HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -54,6 +54,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
     if run.evaluation.files:
         summary["files"] = run.evaluation.files
     summary["unreadable"] = {split: run.unreadable.counts[split]}
+    summary["tf32"] = run.tf32
     if split in run.evaluation.predictions:
         summary["predictions"] = run.evaluation.predictions[split]
     write_summary(summary, output_dir, run.trainer)

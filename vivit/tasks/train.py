@@ -72,6 +72,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if run.evaluation.files:
             summary["files"] = run.evaluation.files
         summary["unreadable"] = run.unreadable.counts
+        summary["tf32"] = run.tf32
     finally:
         finish_wandb()
     write_summary(summary, output_dir, run.trainer)

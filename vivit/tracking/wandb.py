@@ -125,14 +125,24 @@ def finish_wandb() -> None:
 
 
 def wandb_run_id(save_dir: str | Path) -> tuple[str, bool]:
-    """The W&B run id of the run folder `save_dir`, made once (wandb/run_id) then reused by every resume, and
-    whether it was there already (a resumed run)."""
+    """The W&B run id of the run folder `save_dir` and whether it was there already (a resumed run).
+
+    The id is made once per run folder (wandb/run_id) and reused by every resume. Every rank of a run asks (the
+    folder is shared, vivit.runtime.runs), in any order, even at the same instant: the file is published with
+    `os.link`, which fails when the name exists, so the first writer's id is the run's and every other rank reads
+    that one (a rename would let a later rank replace an id rank 0 already started W&B with: two runs).
+    """
     path = Path(save_dir) / "wandb" / "run_id"
     if path.is_file():
         return path.read_text().strip(), True
     run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # wandb's style
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"run_id.{os.getpid()}")
-    temporary.write_text(run_id + "\n")
-    temporary.replace(path)
+    temporary = path.with_name(f"run_id.{os.getpid()}.{secrets.token_hex(4)}")
+    temporary.write_text(run_id + "\n")  # complete before it has the name: a reader never sees half an id
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return path.read_text().strip(), False  # another rank of this start published first: its id
+    finally:
+        temporary.unlink()
     return run_id, False

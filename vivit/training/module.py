@@ -226,7 +226,9 @@ class VideoClassifier(L.LightningModule):
         video, labels = batch["video"], self._labels(batch)
         logits = self.forward_views(video) if video.ndim == 6 else self(video)
         loss = self._loss(logits, self._targets(labels))
-        self.losses[stage].update(loss, weight=video.shape[0])
+        scored = int((batch["index"] >= 0).sum())  # padding (index -1, unlabelled) evens out the ranks' batches
+        if scored:
+            self.losses[stage].update(loss, weight=scored)
         self.log(f"{stage}/loss", self.losses[stage], on_step=False, on_epoch=True)
         valid = batch.get("valid", torch.ones(video.shape[0], dtype=torch.bool, device=video.device))
         self._update_metrics(stage, logits, labels, valid)
