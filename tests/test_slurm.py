@@ -196,7 +196,6 @@ def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_c
             "+trainer.limit_train_batches=2",
             "+trainer.limit_val_batches=1",
             "trainer.num_sanity_val_steps=0",
-            "callbacks.curves=null",
             "callbacks.rich_progress_bar=null",
             "callbacks.throughput=null",
             "+callbacks.signal._target_=tests.ddp_probe.SignalAtEpochEnd",
@@ -221,6 +220,13 @@ def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_c
     assert saved["epoch"] == 1 and saved["global_step"] == 2  # saved on the SIGTERM: epoch 0 (2 steps) done
 
     (job_dir / "signal_sent.json").unlink()
+    # Lightning's newest hpc_ckpt, planted with other weights: what validate/test would load on SLURM if not told
+    hpc = job_dir / f"hpc_ckpt_{9}.ckpt"
+    planted = {
+        **saved,
+        "state_dict": {k: v + 1.0 if v.is_floating_point() else v for k, v in saved["state_dict"].items()},
+    }
+    torch.save(planted, hpc)
     start = time.monotonic()
     second = run_on_node(folder, job, tmp_path, restart=1, bin_dir=tmp_path / "bin")
     print(f"attempt 1: rc {second.returncode}, {time.monotonic() - start:.1f} s")
@@ -230,7 +236,12 @@ def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_c
     assert not (job_dir / "signal_sent.json").exists()  # epoch 0 was not trained again
     final = torch.load(job_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert final["epoch"] == 1 and final["global_step"] == 4
-    assert json.loads((job_dir / "metrics.json").read_text())["output_dir"] == str(job_dir)
+    summary = json.loads((job_dir / "metrics.json").read_text())
+    assert summary["output_dir"] == str(job_dir)
+    # validated: the final model (last.ckpt, named in metrics.json), as the fit's own last validation saw it
+    assert summary["checkpoint"] == str(job_dir / "checkpoints" / "last.ckpt")
+    last_epoch = json.loads((job_dir / "history.json").read_text())[-1]
+    assert summary["val"]["val/loss"] == pytest.approx(last_epoch["val/loss"], abs=1e-6), (summary, last_epoch)
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == [".submitit", "0", "multirun.yaml"] or sorted(
         p.name for p in (tmp_path / "sweep").iterdir()
     ) == [".submitit", "0"]

@@ -48,12 +48,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trained = cfg.get("train", True)
         if trained:
             fit(run, cfg.get("ckpt_path") or requeued_checkpoint(run.trainer), weights_only)
-        # None = the weights in memory: the final train state. Without training, the checkpoint given.
-        weights = None if trained else cfg.get("ckpt_path")
+        weights = final_weights(run.trainer) if trained else cfg.get("ckpt_path")
         summary: dict[str, Any] = {
             "output_dir": str(output_dir),
             "tested": "final model",
-            "checkpoint": last_checkpoint(run.trainer) if trained else weights,
+            "checkpoint": weights,  # the file validate and test loaded (None: the weights in memory)
             "init": cfg.model.get("init"),  # the weights training started from, init_per_job and folders resolved
         }
         summary["val"] = results(
@@ -138,6 +137,16 @@ def requeued_checkpoint(trainer: L.Trainer) -> str | None:
     last = last_checkpoint(trainer)
     found = f"resuming from {last}" if last else "no last.ckpt in the job folder (Lightning takes its hpc_ckpt if any)"
     rank_zero_info(f"SLURM restart {restart_count()}: {found}")
+    return last
+
+
+def final_weights(trainer: L.Trainer) -> str | None:
+    """The file validate/test load after fit: last.ckpt, named explicitly. With `ckpt_path=None` Lightning loads
+    the newest `hpc_ckpt_*.ckpt` of the folder whenever it runs under SLURM (a requeued job's weights from before
+    its preemption), not the weights in memory. None only where fit saved no last.ckpt (fast_dev_run)."""
+    last = last_checkpoint(trainer)
+    if last is None and restart_count():
+        log.warning("no last.ckpt after fit: validate/test may load Lightning's hpc_ckpt instead of the final weights")
     return last
 
 
