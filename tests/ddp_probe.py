@@ -76,3 +76,18 @@ class SignalAtEpochEnd(L.Callback):
 
             (self.output_dir / "signal_sent.json").write_text(json.dumps({"epoch": self.epoch, "pid": os.getpid()}))
             os.kill(os.getpid(), getattr(signal, self.signum))
+
+
+class SignalAtBatch(L.Callback):
+    """Sends `signum` to this process (every rank, or `rank` only) at the end of training batch `batch` of epoch
+    `epoch`: a preemption in the middle of an epoch, at a known step."""
+
+    def __init__(self, signum: str = "SIGTERM", epoch: int = 0, batch: int = 0, rank: int | None = None) -> None:
+        self.signum, self.epoch, self.batch, self.rank = signum, epoch, batch, rank
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        chosen = self.rank is None or self.rank == trainer.global_rank
+        if chosen and (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            import signal
+
+            os.kill(os.getpid(), getattr(signal, self.signum))

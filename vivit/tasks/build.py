@@ -117,7 +117,7 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
 
     evaluation_cfg = cfg.get("eval") or {}
     test_views = str(evaluation_cfg.get("views") or cfg.data.test_views)  # the command line's wins
-    datamodule = instantiate(cfg.data, "data", test_views=test_views)
+    datamodule = instantiate(cfg.data, "data", test_views=test_views, seed=cfg.seed)  # seed: the training order
     with reported_as("data"):
         num_classes = datamodule.resolve_num_classes()  # the config's, else the index's count
     with reported_as("model"):
