@@ -143,6 +143,7 @@ RUN_KEYS: dict[str, Key] = {
     "trusted": flag(False),
     "global_batch": integer(64, null=True),
     "threads": integer(4, null=True),
+    "collective_timeout_s": integer(600, minimum=1, null=True),
     "ckpt_path": text("outputs/train/runs/<time>/checkpoints/last.ckpt"),
     "resume": text("outputs/train/runs/<time>"),
     "split": choice("val", "test"),

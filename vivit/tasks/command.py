@@ -128,7 +128,7 @@ def hydra_job(task: Task) -> Callable[[DictConfig], Any]:
         folder = Path(HydraConfig.get().runtime.output_dir)
         try:
             runs.hold(folder, "hydra.run.dir")
-            with one_job():  # DDP: this job's ranks end with it (vivit/runtime/ranks.py)
+            with one_job(folder=folder):  # DDP: this job's ranks end with it (vivit/runtime/ranks.py)
                 result = task(cfg)
         except ConfigError as error:
             if HydraConfig.get().mode == RunMode.MULTIRUN:
