@@ -14,10 +14,11 @@ import vivit.training.module
 class Probe(L.Callback):
     """Writes, per rank, its pid, the training sample indices and the mixup lambdas it drew: probe_rank<r>.json.
 
-    `crash_rank`: that rank raises after its first training batch (a rank that dies alone)."""
+    `crash_rank`: that rank dies after its first training batch, alone: it raises (`crash_how=raise`) or is killed
+    by SIGKILL (`kill`: the out-of-memory killer, a lost node)."""
 
-    def __init__(self, output_dir: str, crash_rank: int | None = None) -> None:
-        self.output_dir, self.crash_rank = Path(output_dir), crash_rank
+    def __init__(self, output_dir: str, crash_rank: int | None = None, crash_how: str = "raise") -> None:
+        self.output_dir, self.crash_rank, self.crash_how = Path(output_dir), crash_rank, crash_how
         self.indices: list[int] = []
         self.seed: int | None = None
         self.lambdas: list[float] = []
@@ -36,6 +37,10 @@ class Probe(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.indices += batch["index"].tolist()
         if self.crash_rank == trainer.global_rank and batch_idx == 1:
+            if self.crash_how == "kill":
+                import signal
+
+                os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError(f"probe: rank {trainer.global_rank} crashes on purpose")
 
     def on_train_start(self, trainer, pl_module) -> None:

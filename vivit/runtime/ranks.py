@@ -112,7 +112,7 @@ def _watch(procs: list[subprocess.Popen], period: float = 0.5) -> None:
             for rank, p in dead:
                 reason = death_reason(p.returncode)
                 _dead_ranks[rank] = reason
-                log.error("rank %d (pid %d) died: %s; stopping the job's other ranks", rank, p.pid, reason)
+                log.error("rank %d (pid %d) died, %s; stopping the job's other ranks", rank, p.pid, reason)
             for p in procs:
                 if p.poll() is None:
                     p.kill()
@@ -177,12 +177,6 @@ def one_job(timeout_s: float = 120.0, folder: Path | None = None) -> Iterator[No
     try:
         yield
         failed = False
-    except BaseException:
-        if _dead_ranks and folder is not None:
-            dead = {str(rank): reason for rank, reason in sorted(_dead_ranks.items())}
-            (folder / FAILURE_FILE).write_text(json.dumps({"dead_ranks": dead}, indent=1))
-            log.error("the job failed because rank(s) died: %s", "; ".join(f"rank {r}: {w}" for r, w in dead.items()))
-        raise
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
@@ -192,18 +186,23 @@ def one_job(timeout_s: float = 120.0, folder: Path | None = None) -> Iterator[No
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        if failed and _dead_ranks:
+            report_dead_ranks(folder)
     if any(codes):
         raise RuntimeError(f"the job's extra ranks exited with codes {codes} (see their logs above)")
 
 
 def _end_children(kill: bool, timeout_s: float, grace_s: float = 10.0) -> list[int]:
     """Wait for the job's extra ranks, at most `grace_s` when the job failed (time for a failed rank to print
-    its traceback, often the real cause), then kill them; their exit codes (0 for a failed job: already raised)."""
+    its traceback, often the real cause), then kill them; their exit codes (0 for a failed job: already raised).
+    A rank of a failed job that had ended by itself with an error is noted in `_dead_ranks`."""
     codes = []
     while _children:
-        proc = _children.pop()
+        rank, proc = len(_children), _children.pop()  # extra ranks are 1, 2, ... in start order
         try:
             proc.wait(timeout=grace_s if kill else timeout_s)
+            if kill and proc.returncode:
+                _dead_ranks.setdefault(rank, death_reason(proc.returncode))
         except subprocess.TimeoutExpired:
             if not kill:
                 log.warning("rank process %d did not exit within %.0f s: killed", proc.pid, timeout_s)
@@ -211,6 +210,14 @@ def _end_children(kill: bool, timeout_s: float, grace_s: float = 10.0) -> list[i
             proc.wait()
         codes.append(0 if kill else proc.returncode)
     return codes
+
+
+def report_dead_ranks(folder: Path | None) -> None:
+    """Which of the job's ranks died and why: in the log, and in `folder`/failure.json for the collector."""
+    dead = {str(rank): reason for rank, reason in sorted(_dead_ranks.items())}
+    log.error("the job failed because rank(s) died: %s", "; ".join(f"rank {r} {why}" for r, why in dead.items()))
+    if folder is not None and folder.is_dir():
+        (folder / FAILURE_FILE).write_text(json.dumps({"dead_ranks": dead}, indent=1))
 
 
 # ------------------------------------------------------------------------------------------------ global batch

@@ -124,7 +124,7 @@ def fit(run: Run, ckpt_path: str | None, weights_only: bool = True) -> None:
     if not stopped:
         stop.restore()
         return
-    # the handlers stay: SLURM's requeue sends SIGTERM to every rank, and each must still exit 143
+    stop.ignore_further()  # every rank exits 143, whatever signal lands while it ends
     if (stop.agreed["requeue"] or stop.noted["requeue"]) and trainer.is_global_zero:
         requeue_job()
     last = last_checkpoint(trainer)

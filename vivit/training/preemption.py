@@ -54,6 +54,13 @@ class AgreedStop(L.Callback):
             signal.signal(signum, previous)
         self._previous = {}
 
+    def ignore_further(self) -> None:
+        """Once the run stops: the same signals arriving later (SLURM's SIGTERM after a requeue, another rank's
+        SIGUSR1 landing after the agreed stop) are ignored. A Python handler would not do: the interpreter puts the
+        default action back while it shuts down, and SIGUSR1's default would end the rank with another status."""
+        for signum in self._signals:
+            signal.signal(signum, signal.SIG_IGN)
+
     def _note(self, signum: int, frame: Any) -> None:
         # no collective, no I/O that could block: the hook below acts on it at the next agreed step
         self.noted["stop"] = True
