@@ -118,6 +118,8 @@ def test_slurm_preset_gives_sbatch_nodes_gpus_tasks_and_the_requeue_signal(tmp_p
     }
     assert {f"#SBATCH {k}": v for k, v in expected.items()}.items() <= flags.items()
     assert "srun --unbuffered" in scripts[0] and "-m submitit.core._submit" in scripts[0]
+    # srun --kill-on-bad-exit: a dead rank ends its job's other ranks (set before the srun line)
+    assert scripts[0].index("export SLURM_KILL_BAD_EXIT=1") < scripts[0].index("srun --unbuffered")
     # Lightning's SLURM environment, with the requeue on the same signal as sbatch's --signal
     cfg = compose_config("train", ["hydra/launcher=slurm", "trainer=ddp"])
     environment = instantiate(cfg.trainer.plugins.cluster_environment)
