@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
 VIVIT_REQUEUE_REPEATS="${1:-20}" WANDB_MODE=disabled HF_HUB_OFFLINE=1 \
     "$PYTHON" -m pytest -q -s -p no:cacheprovider tests/test_preemption.py -k requeue_signal 2>&1 |
-    grep -E "^attempt|passed|failed|Error"
+    grep -oE "attempt [0-9]+: .*|[0-9]+ (passed|failed).*|Error.*"
