@@ -15,10 +15,12 @@ class Probe(L.Callback):
     """Writes, per rank, its pid, the training sample indices and the mixup lambdas it drew: probe_rank<r>.json.
 
     `crash_rank`: that rank dies after its first training batch, alone: it raises (`crash_how=raise`) or is killed
-    by SIGKILL (`kill`: the out-of-memory killer, a lost node)."""
+    by SIGKILL (`kill`: the out-of-memory killer, a lost node); `before_rendezvous`: it exits while being built."""
 
     def __init__(self, output_dir: str, crash_rank: int | None = None, crash_how: str = "raise") -> None:
         self.output_dir, self.crash_rank, self.crash_how = Path(output_dir), crash_rank, crash_how
+        if crash_how == "before_rendezvous" and os.environ.get("LOCAL_RANK") == str(crash_rank):
+            os._exit(3)  # an extra rank that fails while its job is built, before the process group exists
         self.indices: list[int] = []
         self.seed: int | None = None
         self.lambdas: list[float] = []
