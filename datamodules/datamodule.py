@@ -10,12 +10,14 @@ training it is replaced by another random video, in evaluation it yields zeros a
 module counts it as wrong instead of dropping it). `on_error="raise"` makes it fatal instead. The module
 counts them per split and pass from the batches (`unreadable`, `valid`), summed over DDP ranks.
 
-Distributed: training uses Lightning's DistributedSampler (keep the Trainer's default
-`use_distributed_sampler=True`); validation and test use `PaddedDistributedSampler`, so
-every video is evaluated exactly once across ranks, and padded so that every rank runs
-the same number of batches: a rank with fewer videos gets PADDING items (blank, unlabelled, index -1), which the
-module's metrics and loss and the whole-split evaluation drop. (Uneven batch counts deadlock FSDP, whose forward
-gathers each block's weights from every rank, and any per-step collective.)
+Training order: `EpochShards` (vivit.datamodules.sampler), each epoch's per-rank shard a function of (seed, epoch,
+rank) alone, on one process too. The data module's state in a checkpoint is where training stopped (epoch, batches
+done): a run resumed in the middle of an epoch goes on from the next batch of the same order (loose files; shards
+restart that epoch from its beginning). Validation and test use `PaddedDistributedSampler`, so every video is
+evaluated exactly once across ranks, and padded so that every rank runs the same number of batches: a rank with
+fewer videos gets PADDING items (blank, unlabelled, index -1), which the module's metrics and loss and the
+whole-split evaluation drop. (Uneven batch counts deadlock FSDP, whose forward gathers each block's weights from
+every rank, and any per-step collective.)
 
 `format="shards"` reads the same items from shards (`vivit.datamodules.shards`, written by
 `python -m vivit.tasks.shard`) under `root`, a folder or an object-store URL: each split is a `ShardStream` that
@@ -36,12 +38,14 @@ from typing import Any, Protocol
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from vivit.common.checks import check_choice
 
 from . import reader, sampling
 from .records import PADDING, VideoRecord
+from .sampler import EpochShards, items_seed
 from .shards import ShardIndex, ShardSource, ShardStream
 from .transforms import EvalTransform, to_video, train_transform
 
@@ -308,8 +312,11 @@ class VideoDataModule(L.LightningDataModule):
         decoder_device: str = "cpu",
         shuffle_buffer: int = 128,
         storage_options: Mapping[str, Any] | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
+        self.seed = int(seed)  # the run's: the training order and the items' augmentation (EpochShards)
+        self.resume_at = (0, 0)  # (epoch, batches done) the next training loader starts from: load_state_dict
         check_choice("data.format", format, FORMATS)
         check_choice("data.decoder", decoder, reader.DECODERS)
         check_choice("data.decoder_device", decoder_device, ("cpu", "cuda"))
@@ -438,7 +445,6 @@ class VideoDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        # Lightning swaps the sampler for a DistributedSampler under DDP (use_distributed_sampler=True).
         return self._loader("train", self.batch_size, shuffle=True, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
@@ -446,6 +452,22 @@ class VideoDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.test_batch_size)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where training is (in a checkpoint): the epoch the next loader serves and the batches of it done.
+        Lightning makes the first loader of a `fit` and its iterator before any epoch hook or `set_epoch`, so the
+        loader has to start at the right place by itself."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or trainer.state.fn != TrainerFn.FITTING:
+            return {}
+        epoch, done = trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        if done >= trainer.num_training_batches:  # saved at the epoch's end: the next one starts from its beginning
+            epoch, done = epoch + 1, 0
+        return {"train_position": [int(epoch), int(done)]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        epoch, done = state_dict.get("train_position", (0, 0))
+        self.resume_at = (int(epoch), int(done))
 
     # -- helpers --------------------------------------------------------------------------------------
 
@@ -455,6 +477,9 @@ class VideoDataModule(L.LightningDataModule):
         dataset = self.datasets[mode]
         sampler = None
         world_size, rank = self._distributed()
+        if mode == "train":  # the first loader of a fit starts where the run stopped (state_dict); later ones at 0
+            (epoch, done), self.resume_at = self.resume_at, (0, 0)
+            dataset.item_seed.value = items_seed(self.seed, epoch)  # the shards plan the epoch from it
         if isinstance(dataset, ShardStream):  # plans its ranks and workers itself, in whole batches
             dataset.configure(rank, world_size, self.num_workers, batch_size)
             shuffle = drop_last = False
@@ -463,6 +488,9 @@ class VideoDataModule(L.LightningDataModule):
         elif mode != "train" and world_size > 1:
             # each video exactly once across ranks, and the same number of batches on every rank (PADDING)
             sampler = PaddedDistributedSampler(dataset, num_replicas=world_size, rank=rank)
+        elif mode == "train":
+            sampler = EpochShards(dataset, world_size, rank, self.seed, epoch=epoch, skip=done * batch_size)
+            shuffle = False  # the sampler's
         if mode == "train" and len(dataset) < batch_size:
             drop_last = False  # a tiny dataset still yields one batch
         return DataLoader(
@@ -474,6 +502,9 @@ class VideoDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and self.num_workers > 0,
+            # the workers' base seed from the loader's own generator, not the process's: making an iterator then
+            # draws nothing from the generators that dropout and mixup use (a resumed run makes one more)
+            generator=torch.Generator().manual_seed(self.seed) if mode == "train" else None,
         )
 
     def _distributed(self) -> tuple[int, int]:

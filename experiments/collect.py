@@ -57,6 +57,7 @@ class Job:
     dataset: str | None = None  # the data config's name (hydra.runtime.choices.data)
     metrics: dict[str, float] = field(default_factory=dict)  # "val/top1": 0.8, ...
     checkpoint: str | None = None
+    failure: str | None = None  # why a failed job stopped, where its folder says (failure.json: a rank died)
 
     def override(self, key: str) -> str | None:
         """The value this job's command line gave `key` (None if it did not)."""
@@ -83,7 +84,7 @@ def sweep_jobs(multirun_dir: Path) -> tuple[list[list[str]], list[str]] | None:
     if not str(hydra_cfg.sweeper.get("_target_", "")).endswith("BasicSweeper"):
         return None
     params = [f"{k}={v}" for k, v in (hydra_cfg.sweeper.get("params") or {}).items()]
-    arguments = list(hydra_cfg.overrides.task)
+    arguments = list(OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False))  # as typed: ${...} kept
     try:
         overrides = OverridesParser.create().parse_overrides(params + arguments)
         jobs = [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
@@ -108,6 +109,10 @@ def read_job(folder: Path) -> Job:
     job = Job(
         num=num, overrides=[str(o) for o in overrides], status=FAILED, folder=folder, config=config, dataset=dataset
     )
+    failure_file = folder / "failure.json"  # vivit.runtime.ranks.one_job: the job's ranks that died, and why
+    if failure_file.is_file():
+        dead = json.loads(failure_file.read_text()).get("dead_ranks") or {}
+        job.failure = "; ".join(f"rank {rank} {why}" for rank, why in dead.items()) or None
     metrics_file = folder / "metrics.json"
     if metrics_file.is_file():
         summary = json.loads(metrics_file.read_text())
@@ -389,6 +394,7 @@ def collect(
             f"{counts[FAILED]} job(s) failed: a folder without metrics.json (the job stopped, or is still "
             f"running): {', '.join(str(j.num) for j in jobs if j.status == FAILED)}."
         )
+        notes += [f"job {j.num}: {j.failure}." for j in jobs if j.status == FAILED and j.failure]
     if counts[MISSING]:
         notes.append(
             f"{counts[MISSING]} job(s) missing: in the sweep but never started (the sweep stopped "

@@ -14,10 +14,13 @@ import vivit.training.module
 class Probe(L.Callback):
     """Writes, per rank, its pid, the training sample indices and the mixup lambdas it drew: probe_rank<r>.json.
 
-    `crash_rank`: that rank raises after its first training batch (a rank that dies alone)."""
+    `crash_rank`: that rank dies after its first training batch, alone: it raises (`crash_how=raise`) or is killed
+    by SIGKILL (`kill`: the out-of-memory killer, a lost node); `before_rendezvous`: it exits while being built."""
 
-    def __init__(self, output_dir: str, crash_rank: int | None = None) -> None:
-        self.output_dir, self.crash_rank = Path(output_dir), crash_rank
+    def __init__(self, output_dir: str, crash_rank: int | None = None, crash_how: str = "raise") -> None:
+        self.output_dir, self.crash_rank, self.crash_how = Path(output_dir), crash_rank, crash_how
+        if crash_how == "before_rendezvous" and os.environ.get("LOCAL_RANK") == str(crash_rank):
+            os._exit(3)  # an extra rank that fails while its job is built, before the process group exists
         self.indices: list[int] = []
         self.seed: int | None = None
         self.lambdas: list[float] = []
@@ -36,6 +39,10 @@ class Probe(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.indices += batch["index"].tolist()
         if self.crash_rank == trainer.global_rank and batch_idx == 1:
+            if self.crash_how == "kill":
+                import signal
+
+                os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError(f"probe: rank {trainer.global_rank} crashes on purpose")
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -75,4 +82,19 @@ class SignalAtEpochEnd(L.Callback):
             import signal
 
             (self.output_dir / "signal_sent.json").write_text(json.dumps({"epoch": self.epoch, "pid": os.getpid()}))
+            os.kill(os.getpid(), getattr(signal, self.signum))
+
+
+class SignalAtBatch(L.Callback):
+    """Sends `signum` to this process (every rank, or `rank` only) at the end of training batch `batch` of epoch
+    `epoch`: a preemption in the middle of an epoch, at a known step."""
+
+    def __init__(self, signum: str = "SIGTERM", epoch: int = 0, batch: int = 0, rank: int | None = None) -> None:
+        self.signum, self.epoch, self.batch, self.rank = signum, epoch, batch, rank
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        chosen = self.rank is None or self.rank == trainer.global_rank
+        if chosen and (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            import signal
+
             os.kill(os.getpid(), getattr(signal, self.signum))

@@ -237,6 +237,47 @@ def test_ddp_val_and_test_see_every_video_exactly_once(index, world_size):
     assert sorted(seen["val"]) == list(range(16)) and sorted(seen["test"]) == list(range(16))
 
 
+def training_shards(index, monkeypatch, seed: int, epoch: int, world_size: int = 2) -> list[list[int]]:
+    """Each rank's training items of `epoch`, from a loader made the way a rank makes it after its own
+    `seed_everything(seed + rank)` (PL_GLOBAL_SEED and the generators differ per rank), e.g. on a reload."""
+    from torch.utils.data import DistributedSampler
+
+    shards = []
+    for rank in range(world_size):
+        monkeypatch.setenv("PL_GLOBAL_SEED", str(seed + rank))
+        torch.manual_seed(seed + rank)
+        dm = make(index, seed=seed)
+        dm.trainer = SimpleNamespace(world_size=world_size, global_rank=rank)
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        assert isinstance(loader.sampler, DistributedSampler)  # Lightning keeps it (use_distributed_sampler)
+        loader.sampler.set_epoch(epoch)
+        shards.append(list(loader.sampler))
+    return shards
+
+
+def test_training_shards_are_a_function_of_seed_epoch_and_rank(index, monkeypatch):
+    for epoch in range(3):
+        shards = training_shards(index, monkeypatch, seed=7, epoch=epoch)
+        assert sorted(shards[0] + shards[1]) == list(range(32))  # disjoint, every item once
+        assert training_shards(index, monkeypatch, seed=7, epoch=epoch) == shards  # whatever the process state
+    assert training_shards(index, monkeypatch, seed=7, epoch=1) != training_shards(index, monkeypatch, 7, epoch=0)
+    assert training_shards(index, monkeypatch, seed=8, epoch=0) != training_shards(index, monkeypatch, 7, epoch=0)
+
+
+def test_a_mid_epoch_position_skips_the_batches_done_once(index):
+    from vivit.datamodules.sampler import items_seed
+
+    dm = make(index, seed=3)
+    dm.setup("fit")
+    dm.load_state_dict({"train_position": [2, 1]})  # epoch 2, one batch of 8 done
+    loader = dm.train_dataloader()
+    full = loader.sampler.shard(2)
+    assert [int(i) for b in loader for i in b["index"]] == full[8:]
+    assert dm.datasets["train"].item_seed.value == items_seed(3, 2)
+    assert [int(i) for b in loader for i in b["index"]] == full  # the next pass over the epoch is whole
+
+
 def test_multi_head_labels(coded):
     """An index with one class list per head (e.g. EPIC verb/noun) gives label dicts; None -> -1."""
     from vivit.datamodules import VideoRecord

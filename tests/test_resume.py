@@ -87,6 +87,13 @@ EXACT = [
 ]
 
 
+STOP_MID_EPOCH = [
+    "+callbacks.stop._target_=tests.ddp_probe.SignalAtBatch",
+    "+callbacks.stop.epoch=2",
+    "+callbacks.stop.batch=0",
+]
+
+
 def run_folders(runs: Path) -> set[Path]:
     return {p for p in runs.iterdir() if p.is_dir()} if runs.is_dir() else set()
 
@@ -102,9 +109,10 @@ def _overrides(folder: Path) -> str:
 
 @pytest.fixture(scope="module")
 def killed_and_resumed(synthetic_root, tmp_path_factory):
-    """Two train.py runs started at once (the reference, and one SIGKILLed at a random point after its first
-    checkpoint), then `train.py resume=<its folder>`. Every second of the next ten minutes already has a run
-    folder, so both runs must pick a suffixed name."""
+    """Three train.py runs started at once (the reference; one SIGKILLed at a random point after its first
+    checkpoint; one sent SIGTERM after batch 0 of epoch 2's two, in the middle of the epoch), then
+    `train.py resume=<its folder>` for both. Every second of the next ten minutes already has a run folder, so the
+    runs must pick suffixed names."""
     from vivit.runtime.runs import TIME_FORMAT
 
     tmp = tmp_path_factory.mktemp("kill")
@@ -117,6 +125,7 @@ def killed_and_resumed(synthetic_root, tmp_path_factory):
     common = [f"data.root={synthetic_root}", *EXACT, f"paths.log_dir={tmp / 'outputs'}"]
     reference = start_train(*common, cwd=tmp)
     killed = start_train(*common, "tags=[killed]", cwd=tmp, wandb="offline")  # tags: to tell the runs apart
+    stopped = start_train(*common, "tags=[stopped]", *STOP_MID_EPOCH, cwd=tmp)
     try:
         began = time.monotonic()
         while not (mine := [f for f in run_folders(runs) - taken if "tags=[killed]" in _overrides(f)]):
@@ -129,21 +138,31 @@ def killed_and_resumed(synthetic_root, tmp_path_factory):
         killed.kill()
         killed.wait()
         killed_at = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
-        _, reference_err = reference.communicate(timeout=300)
+        _, stopped_err = stopped.communicate(timeout=300)
+        assert stopped.returncode == 143, stopped_err[-3000:]
+        stopped_folder = next(f for f in run_folders(runs) - taken if "tags=[stopped]" in _overrides(f))
+        stopped_at = torch.load(stopped_folder / "checkpoints" / "last.ckpt", weights_only=False)
         resumed = start_train(f"resume={folder}", cwd=tmp, wandb="offline")
+        # trusted: the overrides name the test probe, a class outside the configs
+        resumed_stopped = start_train(f"resume={stopped_folder}", "trusted=true", cwd=tmp)
         _, resumed_err = resumed.communicate(timeout=300)
+        _, resumed_stopped_err = resumed_stopped.communicate(timeout=300)
+        _, reference_err = reference.communicate(timeout=300)
     finally:
-        for process in (reference, killed):
+        for process in (reference, killed, stopped):
             process.kill()
     assert reference.returncode == 0, reference_err[-3000:]
     assert resumed.returncode == 0, resumed_err[-3000:]
-    new = run_folders(runs) - taken
+    assert resumed_stopped.returncode == 0, resumed_stopped_err[-3000:]
+    new = run_folders(runs) - taken - {stopped_folder}
     return {
         "runs": runs,
         "new": new,
         "folder": folder,
         "reference": next(iter(new - {folder}), None),
         "killed_at": killed_at,
+        "stopped": stopped_folder,
+        "stopped_at": stopped_at,
     }
 
 
@@ -157,6 +176,18 @@ def test_a_killed_run_resumed_ends_with_the_weights_of_the_uninterrupted_run(kil
     diff = max(float((a[k] - b[k]).abs().max()) for k in a)
     print(f"killed after step {killed_and_resumed['killed_at']}; max |diff| of the final weights: {diff:.3g}")
     assert diff <= 1e-6
+
+
+def test_a_run_stopped_mid_epoch_resumes_bit_exactly(killed_and_resumed):
+    """SIGTERM after batch 0 of epoch 2: last.ckpt holds 5 steps and where the data stopped; the resumed run goes
+    on from batch 1 of the same order, with the same draws, to the uninterrupted run's weights."""
+    saved = killed_and_resumed["stopped_at"]
+    assert saved["global_step"] == 5
+    assert next(v for k, v in saved.items() if k.endswith("VideoDataModule"))["train_position"] == [2, 1]
+    a, b = weights(killed_and_resumed["reference"]), weights(killed_and_resumed["stopped"])
+    diff = max(float((a[k] - b[k]).abs().max()) for k in a)
+    print(f"stopped mid-epoch at step 5; max |diff| of the final weights: {diff:.3g}")
+    assert diff == 0.0
 
 
 def test_the_resumed_run_continues_its_history_logs_best_score_and_wandb_run(killed_and_resumed):

@@ -118,6 +118,8 @@ def test_slurm_preset_gives_sbatch_nodes_gpus_tasks_and_the_requeue_signal(tmp_p
     }
     assert {f"#SBATCH {k}": v for k, v in expected.items()}.items() <= flags.items()
     assert "srun --unbuffered" in scripts[0] and "-m submitit.core._submit" in scripts[0]
+    # srun --kill-on-bad-exit: a dead rank ends its job's other ranks (set before the srun line)
+    assert scripts[0].index("export SLURM_KILL_BAD_EXIT=1") < scripts[0].index("srun --unbuffered")
     # Lightning's SLURM environment, with the requeue on the same signal as sbatch's --signal
     cfg = compose_config("train", ["hydra/launcher=slurm", "trainer=ddp"])
     environment = instantiate(cfg.trainer.plugins.cluster_environment)
@@ -227,9 +229,10 @@ def run_on_node(folder: Path, job: str, cwd: Path, restart: int, bin_dir: Path) 
 def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_ckpt(
     synthetic_root, tmp_path, monkeypatch
 ):
-    """Attempt 0 gets SLURM's timeout signal after epoch 0 (of 2): Lightning requeues (scontrol), the run saves
-    last.ckpt and exits 143. Attempt 1 (SLURM_RESTART_COUNT=1) runs the same submission in the same folder,
-    resumes from that last.ckpt and finishes epoch 1 only."""
+    """Attempt 0 gets SLURM's timeout signal after epoch 0 (of 2): the run stops before the next batch, saves
+    last.ckpt, requeues the job (scontrol) and exits 143. Attempt 1 (SLURM_RESTART_COUNT=1) runs the same
+    submission in the same folder, resumes from that last.ckpt and finishes epoch 1 only; it validates the final
+    weights, not the hpc_ckpt planted beside them."""
     from vivit.tasks.train import job
 
     submit(
@@ -246,7 +249,6 @@ def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_c
             "+trainer.limit_train_batches=2",
             "+trainer.limit_val_batches=1",
             "trainer.num_sanity_val_steps=0",
-            "callbacks.curves=null",
             "callbacks.rich_progress_bar=null",
             "callbacks.throughput=null",
             "+callbacks.signal._target_=tests.ddp_probe.SignalAtEpochEnd",
@@ -264,13 +266,20 @@ def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_c
     first = run_on_node(folder, job, tmp_path, restart=0, bin_dir=tmp_path / "bin")
     print(f"attempt 0: rc {first.returncode}, {time.monotonic() - start:.1f} s")
     assert first.returncode == 143, first.stdout[-3000:] + first.stderr[-3000:]
-    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", job]  # Lightning's auto-requeue
+    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", job]  # once, after last.ckpt
     assert json.loads((job_dir / "signal_sent.json").read_text())["epoch"] == 0
-    assert (job_dir / "hpc_ckpt_1.ckpt").is_file() and not (job_dir / "metrics.json").exists()
+    assert not list(job_dir.glob("hpc_ckpt_*")) and not (job_dir / "metrics.json").exists()  # one checkpoint
     saved = torch.load(job_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert saved["epoch"] == 1 and saved["global_step"] == 2  # saved on the SIGTERM: epoch 0 (2 steps) done
 
     (job_dir / "signal_sent.json").unlink()
+    # Lightning's newest hpc_ckpt, planted with other weights: what validate/test would load on SLURM if not told
+    hpc = job_dir / f"hpc_ckpt_{9}.ckpt"
+    planted = {
+        **saved,
+        "state_dict": {k: v + 1.0 if v.is_floating_point() else v for k, v in saved["state_dict"].items()},
+    }
+    torch.save(planted, hpc)
     start = time.monotonic()
     second = run_on_node(folder, job, tmp_path, restart=1, bin_dir=tmp_path / "bin")
     print(f"attempt 1: rc {second.returncode}, {time.monotonic() - start:.1f} s")
@@ -280,7 +289,12 @@ def test_requeued_slurm_job_comes_back_to_its_folder_and_resumes_from_its_last_c
     assert not (job_dir / "signal_sent.json").exists()  # epoch 0 was not trained again
     final = torch.load(job_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert final["epoch"] == 1 and final["global_step"] == 4
-    assert json.loads((job_dir / "metrics.json").read_text())["output_dir"] == str(job_dir)
+    summary = json.loads((job_dir / "metrics.json").read_text())
+    assert summary["output_dir"] == str(job_dir)
+    # validated: the final model (last.ckpt, named in metrics.json), as the fit's own last validation saw it
+    assert summary["checkpoint"] == str(job_dir / "checkpoints" / "last.ckpt")
+    last_epoch = json.loads((job_dir / "history.json").read_text())[-1]
+    assert summary["val"]["val/loss"] == pytest.approx(last_epoch["val/loss"], abs=1e-6), (summary, last_epoch)
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == [".submitit", "0", "multirun.yaml"] or sorted(
         p.name for p in (tmp_path / "sweep").iterdir()
     ) == [".submitit", "0"]

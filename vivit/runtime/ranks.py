@@ -15,22 +15,28 @@ environment, so the next job of the sweep gets a fresh MASTER_PORT and its own p
 
 from __future__ import annotations
 
+import inspect
+import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_original_cwd
 from lightning.fabric.utilities.distributed import _set_num_threads_if_needed
+from lightning.pytorch.strategies import StrategyRegistry
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -43,6 +49,7 @@ log = logging.getLogger(__name__)
 RANKS_CONFIG = "ranks"  # <job dir>/.hydra/ranks[_N].yaml: the resolved config the extra ranks start from
 DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 _children: list[subprocess.Popen] = []  # the extra ranks of the job running in this process
+_dead_ranks: dict[int, str] = {}  # the job's ranks that died, and why (`_watch`)
 
 
 def rank_command(local_rank: int, ranks_config: Path, run_dir: Path, job_name: str) -> list[str]:
@@ -95,15 +102,49 @@ class JobRankLauncher(_SubprocessScriptLauncher):
             _children.append(proc)
 
 
-def _watch(procs: list[subprocess.Popen], period: float = 1.0) -> None:
-    """When one rank fails, kill the job's other extra ranks (rank 0 then fails on its next collective)."""
+def _watch(procs: list[subprocess.Popen], period: float = 0.5) -> None:
+    """When one rank fails, say which and why, and kill the job's other extra ranks. Rank 0 (this process, the
+    sweep's) then fails on its next collective: at once under gloo (the peer's connection is gone), under NCCL
+    within `collective_timeout_s` (`with_collective_timeout`)."""
     while any(p.poll() is None for p in procs):
-        if any(p.returncode for p in procs):
+        dead = [(rank, p) for rank, p in enumerate(procs, start=1) if p.returncode]
+        if dead:
+            for rank, p in dead:
+                reason = death_reason(p.returncode)
+                _dead_ranks[rank] = reason
+                log.error("rank %d (pid %d) died, %s; stopping the job's other ranks", rank, p.pid, reason)
             for p in procs:
                 if p.poll() is None:
                     p.kill()
             return
         time.sleep(period)
+
+
+def death_reason(returncode: int) -> str:
+    """A rank's exit status in words: a signal by name (SIGKILL: most often the kernel's out-of-memory killer)."""
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        hint = " (often the out-of-memory killer; see `dmesg` / the node's logs)" if name == "SIGKILL" else ""
+        return f"killed by {name}{hint}"
+    return f"exit code {returncode} (its traceback is in the job's log)"
+
+
+def with_collective_timeout(strategy: Any, seconds: float | None) -> Any:
+    """`trainer.strategy` with its collectives' timeout set to `seconds` (`collective_timeout_s`; None: the
+    strategy's own, 30 minutes): a strategy name whose class takes `timeout` (ddp, fsdp, ...) becomes that
+    strategy object, a `{_target_: ...}` node gets the argument; anything else is returned as it is. The same
+    timeout bounds the rendezvous, so a rank that dies before it does not hang the others either."""
+    if not seconds:
+        return strategy
+    timeout = timedelta(seconds=float(seconds))
+    if isinstance(strategy, str) and strategy in StrategyRegistry:
+        entry = StrategyRegistry[strategy]
+        if "timeout" in inspect.signature(entry["strategy"]).parameters:
+            return entry["strategy"](**entry["init_params"], timeout=timeout)
+    if isinstance(strategy, dict) and "_target_" in strategy:
+        if "timeout" in inspect.signature(hydra.utils.get_class(strategy["_target_"])).parameters:
+            return hydra.utils.instantiate(strategy, timeout=timeout)
+    return strategy
 
 
 def start_ranks_from_job(trainer: L.Trainer, cfg: DictConfig) -> None:
@@ -123,10 +164,15 @@ def start_ranks_from_job(trainer: L.Trainer, cfg: DictConfig) -> None:
     trainer.strategy._launcher = JobRankLauncher(launcher, ranks_config, run_dir, HydraConfig.get().job.name)
 
 
+FAILURE_FILE = "failure.json"  # in a job's folder: which of its ranks died and why (vivit.experiments.collect)
+
+
 @contextmanager
-def one_job(timeout_s: float = 120.0) -> Iterator[None]:
-    """One job of a sweep: on exit, close its process group, end its extra ranks, restore the DDP environment."""
+def one_job(timeout_s: float = 120.0, folder: Path | None = None) -> Iterator[None]:
+    """One job of a sweep: on exit, close its process group, end its extra ranks, restore the DDP environment.
+    A job whose rank died says so in `folder`/failure.json."""
     saved = {key: os.environ.get(key) for key in DDP_ENV}
+    _dead_ranks.clear()
     failed = True
     try:
         yield
@@ -140,18 +186,23 @@ def one_job(timeout_s: float = 120.0) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        if failed and _dead_ranks:
+            report_dead_ranks(folder)
     if any(codes):
         raise RuntimeError(f"the job's extra ranks exited with codes {codes} (see their logs above)")
 
 
 def _end_children(kill: bool, timeout_s: float, grace_s: float = 10.0) -> list[int]:
     """Wait for the job's extra ranks, at most `grace_s` when the job failed (time for a failed rank to print
-    its traceback, often the real cause), then kill them; their exit codes (0 for a failed job: already raised)."""
+    its traceback, often the real cause), then kill them; their exit codes (0 for a failed job: already raised).
+    A rank of a failed job that had ended by itself with an error is noted in `_dead_ranks`."""
     codes = []
     while _children:
-        proc = _children.pop()
+        rank, proc = len(_children), _children.pop()  # extra ranks are 1, 2, ... in start order
         try:
             proc.wait(timeout=grace_s if kill else timeout_s)
+            if kill and proc.returncode:
+                _dead_ranks.setdefault(rank, death_reason(proc.returncode))
         except subprocess.TimeoutExpired:
             if not kill:
                 log.warning("rank process %d did not exit within %.0f s: killed", proc.pid, timeout_s)
@@ -159,6 +210,14 @@ def _end_children(kill: bool, timeout_s: float, grace_s: float = 10.0) -> list[i
             proc.wait()
         codes.append(0 if kill else proc.returncode)
     return codes
+
+
+def report_dead_ranks(folder: Path | None) -> None:
+    """Which of the job's ranks died and why: in the log, and in `folder`/failure.json for the collector."""
+    dead = {str(rank): reason for rank, reason in sorted(_dead_ranks.items())}
+    log.error("the job failed because rank(s) died: %s", "; ".join(f"rank {r} {why}" for r, why in dead.items()))
+    if folder is not None and folder.is_dir():
+        (folder / FAILURE_FILE).write_text(json.dumps({"dead_ranks": dead}, indent=1))
 
 
 # ------------------------------------------------------------------------------------------------ global batch

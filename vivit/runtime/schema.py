@@ -148,6 +148,7 @@ RUN_KEYS: dict[str, Key] = {
     "slurm_resources.mem_gb_per_gpu": integer(64, null=True),
     "slurm_resources.node_cpus": integer(64, null=True),
     "slurm_resources.node_mem_gb": integer(480, null=True),
+    "collective_timeout_s": integer(600, minimum=1, null=True),
     "ckpt_path": text("outputs/train/runs/<time>/checkpoints/last.ckpt"),
     "resume": text("outputs/train/runs/<time>"),
     "split": choice("val", "test"),

@@ -33,13 +33,14 @@ from vivit.runtime import preflight
 from vivit.runtime.errors import reported_as
 from vivit.runtime.job_init import NO_INIT, apply_model_init
 from vivit.runtime.process import apply_tf32
-from vivit.runtime.ranks import apply_global_batch, start_ranks_from_job
+from vivit.runtime.ranks import apply_global_batch, start_ranks_from_job, with_collective_timeout
 from vivit.runtime.slurm import check_launcher
 from vivit.tracking.console import model_line, quiet_libraries
 from vivit.tracking.dashboards import log_run_config, resolved_config
 from vivit.tracking.logs import continue_logs
 from vivit.training.callbacks import UnreadableVideos
 from vivit.training.module import VideoClassifier
+from vivit.training.preemption import AgreedStop
 from vivit.training.seeding import EpochSeeds, RankSeed
 from vivit.weights.lightning import SelfDescribingCheckpoints, run_config
 from vivit.weights.pretrained import initialise
@@ -77,13 +78,19 @@ def instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
     ]
 
 
-def build_trainer(node: DictConfig, **kwargs: Any) -> L.Trainer:
+def build_trainer(node: DictConfig, collective_timeout_s: float | None = None, **kwargs: Any) -> L.Trainer:
     """The Lightning Trainer of `trainer:`. Its `plugins` are named like callbacks, so that a preset adds one
-    (hydra/launcher=slurm: the SLURM environment) without replacing the default atomic checkpoint writer."""
+    (hydra/launcher=slurm: the SLURM environment) without replacing the default atomic checkpoint writer. A DDP or
+    FSDP strategy gets `collective_timeout_s` (vivit.runtime.ranks.with_collective_timeout)."""
     plugins = instantiate_group(node.get("plugins"), "trainer.plugins")
     with reported_as("trainer"):
         node = OmegaConf.to_container(node, resolve=True)
     node.pop("plugins", None)
+    with reported_as("trainer.strategy"):
+        strategy = with_collective_timeout(node.get("strategy", "auto"), collective_timeout_s)
+    if strategy is not node.get("strategy", "auto"):  # now an object: given to the Trainer as it is
+        node["strategy"] = None
+        kwargs["strategy"] = strategy
     return instantiate(node, "trainer", plugins=plugins or None, **kwargs)
 
 
@@ -120,7 +127,7 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
 
     evaluation_cfg = cfg.get("eval") or {}
     test_views = str(evaluation_cfg.get("views") or cfg.data.test_views)  # the command line's wins
-    datamodule = instantiate(cfg.data, "data", test_views=test_views)
+    datamodule = instantiate(cfg.data, "data", test_views=test_views, seed=cfg.seed)  # seed: the training order
     with reported_as("data"):
         num_classes = datamodule.resolve_num_classes()  # the config's, else the index's count
     with reported_as("model"):
@@ -168,12 +175,13 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
     # unreadable count's epoch-end collectives settle the logged values first (vivit.evaluation.split.settle_logged)
     callbacks += [
         RankSeed(cfg.seed),
-        EpochSeeds(cfg.seed),  # every epoch's randomness from (seed, rank, epoch): exact resume
+        EpochSeeds(cfg.seed),  # every batch's randomness from (seed, rank, epoch, batch): exact resume
+        AgreedStop(),  # SIGTERM / SLURM's requeue signal: all ranks stop at one batch (vivit.tasks.train.fit)
         unreadable,
         evaluation,
         SelfDescribingCheckpoints(vivit_config),  # checkpoints say what they are and answer with class names
     ]
-    trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg.trainer, cfg.get("collective_timeout_s"), callbacks=callbacks, logger=loggers or False)
     start_ranks_from_job(trainer, cfg)  # DDP under Hydra: extra ranks re-create this job (vivit/runtime/ranks.py)
 
     with reported_as("data"):

@@ -131,7 +131,7 @@ def hydra_job(task: Task) -> Callable[[DictConfig], Any]:
             runs.hold(folder, "hydra.run.dir")
             # the next job of an in-process sweep starts as this one did: environment, threads, memory, and
             # DDP: this job's ranks and process group end with it (vivit/runtime/process.py, ranks.py)
-            with fresh_process(), one_job():
+            with fresh_process(), one_job(folder=folder):
                 result = task(cfg)
         except ConfigError as error:
             if HydraConfig.get().mode == RunMode.MULTIRUN:

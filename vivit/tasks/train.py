@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,10 @@ from vivit.common.files import write_atomically
 from vivit.runtime import preflight
 from vivit.runtime.errors import Preempted
 from vivit.runtime.resume import is_continuation, record_continuation, resume_arguments
-from vivit.runtime.slurm import lightning_requeues, restart_count
+from vivit.runtime.slurm import requeue_job, requeue_signal, restart_count
 from vivit.tracking.console import print_summary
 from vivit.tracking.wandb import finish_wandb
+from vivit.training.preemption import AgreedStop
 
 from .build import Run, build
 from .command import hydra_job, run_command
@@ -48,12 +48,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trained = cfg.get("train", True)
         if trained:
             fit(run, cfg.get("ckpt_path") or requeued_checkpoint(run.trainer), weights_only)
-        # None = the weights in memory: the final train state. Without training, the checkpoint given.
-        weights = None if trained else cfg.get("ckpt_path")
+        weights = final_weights(run.trainer) if trained else cfg.get("ckpt_path")
         summary: dict[str, Any] = {
             "output_dir": str(output_dir),
             "tested": "final model",
-            "checkpoint": last_checkpoint(run.trainer) if trained else weights,
+            "checkpoint": weights,  # the file validate and test loaded (None: the weights in memory)
             "init": cfg.model.get("init"),  # the weights training started from, init_per_job and folders resolved
         }
         summary["val"] = results(
@@ -107,29 +106,36 @@ def write_summary(summary: dict[str, Any], output_dir: Path, trainer: L.Trainer)
 
 
 # ------------------------------------------------------------------------------------------------ fit and preemption
-def _forward_to_sigterm(signum: int, frame: Any) -> None:
-    """SLURM's timeout signal (SIGUSR1, `#SBATCH --signal=USR1@90`) stops a run like SIGTERM: Lightning's
-    SIGTERM handler makes the loops stop at the next batch and the checkpoint callbacks save."""
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
 def fit(run: Run, ckpt_path: str | None, weights_only: bool = True) -> None:
-    """`trainer.fit`, turning a SIGTERM / SIGUSR1 stop (Lightning exits with code 0) into `Preempted`.
-    Under Lightning's SLURM auto-requeue, SIGUSR1 stays Lightning's (save + `scontrol requeue`). The checkpoint is
-    read with `weights_only` (False only for `trusted=true`)."""
-    forward = hasattr(signal, "SIGUSR1") and not lightning_requeues(run.trainer)
-    previous = signal.signal(signal.SIGUSR1, _forward_to_sigterm) if forward else None
+    """`trainer.fit`, stopped on SIGTERM / SIGUSR1 by all ranks at one agreed batch (vivit.training.preemption),
+    which `fit` turns into `Preempted` (exit 143) on every rank. Under SLURM's auto-requeue SIGUSR1 (the
+    environment's requeue signal) also requeues the job, once, from rank 0, after last.ckpt is saved. The
+    checkpoint is read with `weights_only` (False only for `trusted=true`)."""
+    trainer = run.trainer
+    stop = agreed_stop(trainer)
+    stop.install(requeue_signal(trainer), tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if s))
     try:
-        run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path, weights_only=weights_only)
-    except SIGTERMException as error:
-        last = last_checkpoint(run.trainer)
-        where = f"resume with ckpt_path={last}" if last else "no checkpoint was saved"
-        raise Preempted(
-            f"stopped by a signal at epoch {run.trainer.current_epoch}, step {run.trainer.global_step}; {where}"
-        ) from error
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGUSR1, previous)
+        trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path, weights_only=weights_only)
+        stopped = stop.agree(trainer)["stop"]  # a signal during the last validation: no batch came after it
+    except SIGTERMException:
+        stopped = True
+    except BaseException:
+        stop.restore()
+        raise
+    if not stopped:
+        stop.restore()
+        return
+    stop.ignore_further()  # every rank exits 143, whatever signal lands while it ends
+    if (stop.agreed["requeue"] or stop.noted["requeue"]) and trainer.is_global_zero:
+        requeue_job()
+    last = last_checkpoint(trainer)
+    where = f"resume with ckpt_path={last}" if last else "no checkpoint was saved"
+    raise Preempted(f"stopped by a signal at epoch {trainer.current_epoch}, step {trainer.global_step}; {where}")
+
+
+def agreed_stop(trainer: L.Trainer) -> AgreedStop:
+    """The run's `AgreedStop` callback (vivit.tasks.build adds one to every trainer)."""
+    return next(c for c in trainer.callbacks if isinstance(c, AgreedStop))
 
 
 def requeued_checkpoint(trainer: L.Trainer) -> str | None:
@@ -139,6 +145,16 @@ def requeued_checkpoint(trainer: L.Trainer) -> str | None:
     last = last_checkpoint(trainer)
     found = f"resuming from {last}" if last else "no last.ckpt in the job folder (Lightning takes its hpc_ckpt if any)"
     rank_zero_info(f"SLURM restart {restart_count()}: {found}")
+    return last
+
+
+def final_weights(trainer: L.Trainer) -> str | None:
+    """The file validate/test load after fit: last.ckpt, named explicitly. With `ckpt_path=None` Lightning loads
+    the newest `hpc_ckpt_*.ckpt` of the folder whenever it runs under SLURM (a requeued job's weights from before
+    its preemption), not the weights in memory. None only where fit saved no last.ckpt (fast_dev_run)."""
+    last = last_checkpoint(trainer)
+    if last is None and restart_count():
+        log.warning("no last.ckpt after fit: validate/test may load Lightning's hpc_ckpt instead of the final weights")
     return last
 
 

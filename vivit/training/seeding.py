@@ -1,41 +1,34 @@
-"""Randomness that a resumed run repeats exactly: every epoch's draws are a function of (seed, rank, epoch).
+"""Randomness that a resumed run repeats exactly: every batch's draws are a function of (seed, rank, epoch, batch).
 
-A run resumed from `last.ckpt` (saved at an epoch end) gets the weights, optimiser, schedule and loop counters
-back from the checkpoint, but not the random generators' states, and a fresh process's DataLoader workers start
-from new seeds. Instead of saving generator states, `EpochSeeds` re-seeds at the start of every training epoch:
+A run resumed from `last.ckpt` gets the weights, optimiser, schedule and loop counters back from the checkpoint,
+not the random generators' states, and a fresh process's DataLoader workers start from new seeds. Instead of
+saving generator states (a checkpoint holds rank 0's callbacks only):
 
-- the process's torch (CPU and CUDA), numpy and python generators from (seed, global rank, epoch): the shuffling
-  of `RandomSampler` (it draws its seed from torch's generator when the epoch's iterator is made), mixup, dropout,
-  drop-path and the workers' base seed all follow;
-- each training item's augmentation from (seed, epoch, dataset index), through `VideoDataset.item_seed`, a value
-  shared with the DataLoader workers: persistent workers keep their generators across epochs, so seeding them
-  once at start-up would make epoch k of a resumed run differ from epoch k of the uninterrupted one. Per-item
-  seeds also make the augmentation independent of the number of workers and of which worker loads an item.
+- `EpochSeeds` re-seeds the process's torch (CPU and CUDA), numpy and python generators before every training
+  batch from (seed, global rank, epoch, batch index): mixup, dropout and drop-path follow, and a run resumed in the
+  middle of an epoch draws for its next batch what the uninterrupted run drew, on every rank;
+- the training order and each item's augmentation come from (seed, epoch, rank) and (seed, epoch, dataset index)
+  (vivit.datamodules.sampler: `EpochShards`, and the items' seed shared with the DataLoader workers). Lightning
+  makes the first iterator of every `fit` before any epoch hook runs; the data module therefore makes that loader
+  at the epoch and position the checkpoint holds (`VideoDataModule.state_dict`), with no hook fixing it up after.
 
-Lightning makes the first epoch's iterator of every `fit` (and prefetches a batch from it) before the hooks run
-(`FitLoop.setup_data`), and sets the samplers' epoch (DDP's `DistributedSampler` shuffles with seed + epoch)
-after that: on a resume the first epoch would shuffle and augment from other states than the uninterrupted run.
-`EpochSeeds` therefore makes that iterator again once it has seeded the epoch, as Lightning does itself at the
-start of every later epoch (one prefetched batch per `fit` is loaded twice).
-
-Resuming from a checkpoint taken in the middle of an epoch (SIGTERM) is not exact: Lightning restarts that
-epoch's data from its first batch.
+So a run stopped anywhere (SIGTERM, SLURM's requeue) continues bit-exactly on the CPU; on a GPU, up to its
+documented nondeterminism. `data.format=shards` resumes at epoch granularity: a mid-epoch checkpoint restarts that
+epoch's stream.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.fabric.utilities.data import _set_sampler_epoch
-from torch.utils.data import DataLoader
 
+from vivit.datamodules.sampler import derive_seed, items_seed
 
-def derive_seed(*words: int) -> int:
-    """A well-mixed 32-bit seed from integers (numpy's SeedSequence hash), e.g. (seed, rank, epoch)."""
-    return int(np.random.SeedSequence([int(w) & 0xFFFFFFFFFFFFFFFF for w in words]).generate_state(1)[0])
+__all__ = ["EpochSeeds", "RankSeed", "derive_seed", "items_seed", "seed_process"]
 
 
 def seed_process(seed: int) -> None:
@@ -45,43 +38,31 @@ def seed_process(seed: int) -> None:
     random.seed(seed)
 
 
-ITEMS = 1  # a constant word that separates the items' seeds from the processes' seeds
-
-
 class EpochSeeds(L.Callback):
-    """Re-seed every process and the training items at each training epoch start (see the module doc)."""
+    """Re-seed every process before each training batch, and the shards' items at each epoch (see the module doc)."""
 
     def __init__(self, seed: int) -> None:
         self.seed = int(seed)
-        self._first_epoch_of_fit = True
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._first_epoch_of_fit = True
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        epoch = trainer.current_epoch
-        seed_process(derive_seed(self.seed, trainer.global_rank, epoch))
-        for loader in _loaders(trainer.train_dataloader):
+        for loader in _loaders(trainer.train_dataloader):  # the shards plan each epoch from the items' seed
             item_seed = getattr(loader.dataset, "item_seed", None)
-            if item_seed is not None:  # a multiprocessing.Value: the workers read it when they load an item
-                item_seed.value = derive_seed(self.seed, ITEMS, epoch)
-            _set_sampler_epoch(loader, epoch)
-        if self._first_epoch_of_fit:
-            self._first_epoch_of_fit = False
-            fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)  # private: Lightning 2.6 (requirements.txt)
-            if fetcher is not None:
-                iter(fetcher)  # the epoch's iterator, from the states just set (see the module doc)
+            if item_seed is not None:
+                item_seed.value = items_seed(self.seed, trainer.current_epoch)
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        seed_process(derive_seed(self.seed, trainer.global_rank, trainer.current_epoch, batch_idx))
 
 
-def _loaders(loaders: object) -> list[DataLoader]:
+def _loaders(loaders: object) -> list[Any]:
     """The DataLoaders in what `trainer.train_dataloader` returns (one, or a list/dict of them)."""
-    if isinstance(loaders, DataLoader):
-        return [loaders]
     if isinstance(loaders, dict):
         loaders = list(loaders.values())
     if isinstance(loaders, (list, tuple)):
         return [dl for item in loaders for dl in _loaders(item)]
-    return []
+    return [loaders] if hasattr(loaders, "dataset") else []
 
 
 class RankSeed(L.Callback):
