@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from vivit.common.files import write_atomically
 from vivit.runtime.errors import Preempted
-from vivit.runtime.runs import resume_arguments
+from vivit.runtime.runs import resume_arguments, resume_command
 from vivit.runtime.slurm import lightning_requeues, restart_count
 from vivit.tracking.console import print_summary
 from vivit.tracking.wandb import finish_wandb
@@ -33,6 +33,7 @@ from .build import Run, build
 from .command import hydra_job, run_command
 
 log = logging.getLogger(__name__)
+VALIDATION_VIEWS = "1x1"  # validation scores the centre clip's centre crop (docs/protocol.md); tests: the views
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -53,7 +54,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         summary["val"] = results(
             run.trainer.validate(run.module, datamodule=run.datamodule, ckpt_path=weights, verbose=False)
         )
+        summary["views"] = {"val": VALIDATION_VIEWS}
         if cfg.get("test", True):
+            summary["views"]["test"] = run.test_views
             summary["test"] = results(
                 run.trainer.test(run.module, datamodule=run.datamodule, ckpt_path=weights, verbose=False)
             )
@@ -106,7 +109,7 @@ def fit(run: Run, ckpt_path: str | None) -> None:
         run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path)
     except SIGTERMException as error:
         last = last_checkpoint(run.trainer)
-        where = f"resume with ckpt_path={last}" if last else "no checkpoint was saved"
+        where = f"continue it with: {resume_command(last)}" if last else "no checkpoint was saved"
         raise Preempted(
             f"stopped by a signal at epoch {run.trainer.current_epoch}, step {run.trainer.global_step}; {where}"
         ) from error
