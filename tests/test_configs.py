@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import CONF, compose_config
-from vivit.runtime.config import model_choices
+from vivit.runtime.config import model_choices, usable_workers
 
 GROUPS = [
     "model",
@@ -69,3 +69,14 @@ def test_debug_fdr_sets_fast_dev_run_and_drops_logger(tmp_path):
     assert cfg.trainer.fast_dev_run is True
     assert cfg.logger is None
     assert cfg.data.num_workers == 0
+
+
+def test_loader_workers_follow_the_cores_this_process_may_use(tmp_path, monkeypatch):
+    """`num_workers: ${vivit.workers:8}`: 8, or the usable cores when fewer (torch warns beyond them)."""
+    kinetics = compose_config("train", ["data=k400", "data.root=/x"], output_dir=tmp_path).data
+    folder = compose_config("train", ["data=folder", "data.root=/x"], output_dir=tmp_path).data
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    assert [usable_workers(n) for n in (8, 2, 1, 0)] == [2, 2, 1, 0]
+    assert (kinetics.num_workers, folder.num_workers) == (2, 2)  # resolved when read, on the machine that reads
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)))
+    assert (kinetics.num_workers, folder.num_workers) == (8, 4)
