@@ -34,8 +34,10 @@ from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
@@ -432,7 +434,13 @@ def collect_command(multirun_dir: Path, paper: str | None = None) -> str:
 class SweepSummary(Callback):
     """Hydra callback: at the end of a multirun, one table of all its jobs (their swept values and metrics, as
     `collect` prints and writes it) and the command that collects the folder again. A sweep it cannot read (no
-    job folder yet) is one warning: the jobs' own results stand."""
+    job folder yet) is one warning: the jobs' own results stand. A job that fails stops Hydra's basic sweeper
+    before its end: the failure prints the command that collects what the sweep has so far."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.status == JobStatus.FAILED and config.hydra.mode == RunMode.MULTIRUN:
+            folder = Path(str(config.hydra.sweep.dir))
+            print(f"job {config.hydra.job.num} failed; the sweep's table so far: {collect_command(folder)}", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         folder = Path(str(config.hydra.sweep.dir))

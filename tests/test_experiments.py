@@ -244,6 +244,7 @@ def multirun(synthetic_root, tmp_path_factory) -> Path:
         cwd=tmp,
     )
     assert result.returncode != 0 and "model.num_frames=7" in result.stderr  # the sweep stops at the failed job
+    assert f"job 2 failed; the sweep's table so far: python -m vivit.experiments.collect {sweep}\n" in result.stdout
     return sweep
 
 
@@ -369,3 +370,17 @@ def test_debug_smoke_runs_a_paper_job_end_to_end(synthetic_root, tmp_path):
     summary = train(cfg)
     assert {"val/top1", "test/top1", "test/mean_class_top1"} <= set(summary["test"]) | set(summary["val"])
     assert json.loads((job / "metrics.json").read_text())["test"] == summary["test"]
+
+
+def test_jobs_are_named_by_their_swept_values_and_presets_by_their_paper_table():
+    job = collector.Job(
+        num=3, overrides=["seed=1", "model=vivit_b_fe", "experiment/paper/table4_rows=row2"], status="ok"
+    )
+    assert collector.job_label(job, ["seed"]) == "seed=1"  # results.png's x labels: not a bare "1"
+    assert collector.job_label(job, ["model", "experiment/paper/table4_rows"]) == "model=vivit_b_fe, table4_rows=row2"
+    assert collector.job_label(job, ["data"]) == "job 3"
+    assert [collector.paper_table_of(e) for e in ("paper/table2_variants", "paper/table1_input_encoding")] == [
+        "table2",
+        "table1",
+    ]
+    assert [collector.paper_table_of(e) for e in ("paper/fig8_tubelet_size", "demo_variants", None)] == [None] * 3
