@@ -52,6 +52,7 @@ def test_a_piped_train_run_prints_clean_wide_lines_and_one_epoch_numbering(synth
     # ... and each epoch's metrics, with the validation's
     ends = re.findall(r"^epoch (\d)/1 done in \d+:\d\d:\d\d  .*train/top1 [\d.]+  val/top1 ([\d.]+)", printed, re.M)
     assert [e for e, _ in ends] == ["0", "1"] and "Epoch " not in printed, printed[-3000:]  # no Rich bar
+    assert re.search(r"^validation  batch 1/1  [\d.]+ videos/s  ETA 0:00:00$", printed, re.M), printed[-3000:]
     history = json.loads((out / "history.json").read_text())
     assert float(ends[-1][1]) == pytest.approx(history[-1]["val/top1"], abs=1e-4)
     assert "\nviews:      val 1x1 (the centre clip, centre crop)\n" in result.stdout  # test=false: no test views

@@ -107,6 +107,7 @@ class ProgressLines(ProgressBar):
         self._last_line = 0.0
         self._items = 0  # clips (train) or videos (evaluation) since the last line
         self._evaluation_began = 0.0
+        self._evaluated_batches = 0
 
     def disable(self) -> None:  # Lightning disables the bar on every rank but 0
         self._enabled = False
@@ -157,22 +158,21 @@ class ProgressLines(ProgressBar):
 
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, *_):
         if not trainer.sanity_checking:
-            self._evaluation_batch("validation", batch, trainer.num_val_batches, trainer)
+            self._evaluation_batch("validation", batch, trainer.num_val_batches)
 
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, *_):
-        self._evaluation_batch("test", batch, trainer.num_test_batches, trainer)
+        self._evaluation_batch("test", batch, trainer.num_test_batches)
 
     def _evaluation_starts(self) -> None:
         self._evaluation_began = self._last_line = time.monotonic()
-        self._items = 0
+        self._items = self._evaluated_batches = 0
 
-    def _evaluation_batch(self, name: str, batch: Any, totals: list[int | float], trainer: L.Trainer) -> None:
+    def _evaluation_batch(self, name: str, batch: Any, totals: list[int | float]) -> None:
         self._items += batch_items(batch)
+        self._evaluated_batches += 1
         if not self._enabled or time.monotonic() - self._last_line < self.every_s:
             return
-        loop = trainer.validate_loop if name == "validation" else trainer.test_loop
-        done = loop.batch_progress.current.completed
-        total = sum(totals) if totals else float("inf")
+        done, total = self._evaluated_batches, sum(totals) if totals else float("inf")
         elapsed = time.monotonic() - self._evaluation_began
         eta = _duration(elapsed * (total - done) / done) if done and total != float("inf") else "?"
         self._say(f"{name}  batch {done}/{_total(total)}  {self._pace():.1f} videos/s  ETA {eta}")
