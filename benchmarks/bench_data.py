@@ -29,6 +29,15 @@ Measured (the readers take turns per clip, so load changes hit all alike):
             normalise) in the main process; median of --rounds rounds in which the readers take turns
     w=N     the same with num_workers=N
 Goal: ours >= 3x naive and within 1.5x of ideal. Prints a table and writes JSON.
+
+    python benchmarks/bench_data.py --pipeline      # loose files vs shards, PyAV vs torchcodec, and node sizing
+
+The pipeline part (data_pipeline.json) loads train-mode clips of the dense-keyframe videos through the project's
+data module: from the files (`data.format=files`) and from shards written by the shard writer (H.264 members,
+`media=video`, and JPEG members, `media=frames`), decoded by PyAV and by torchcodec, with 0 and N workers. Per row:
+clips/s, bytes read per clip (this process's read syscalls, w=0), and the peak private memory (RssAnon) of a worker.
+From these and each model's training FLOPs (3 x forward, paper convention x 2 FLOPs per multiply-add) at a stated
+GPU speed and utilisation (`--gpu`), it derives the cores per GPU needed to feed ViViT-B and ViViT-L.
 """
 
 from __future__ import annotations
@@ -271,6 +280,161 @@ def time_index(rows: int, workdir: Path) -> dict[str, float]:
     return timings
 
 
+# ----------------------------------------------------------------------------------------------- pipeline
+
+GPUS = {  # dense bf16 tensor-core peak, TFLOP/s (vendor figures); training runs at `--mfu` of it
+    "A100": 312.0,
+    "H100": 989.0,
+}
+
+
+def pipeline_release(videos: list[Path], workdir: Path, clips: int) -> Path:
+    """A `data=folder` release (train CSV) of `clips` records cycling over `videos`."""
+    root = workdir / "release"
+    root.mkdir(parents=True)
+    lines = ["path,label"] + [f"{videos[i % len(videos)]},{i % 4}" for i in range(clips)]
+    for split in ("train", "val", "test"):
+        (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def pipeline_datamodule(root: str, fmt: str, decoder: str, workers: int):
+    from vivit.datamodules import FolderVideos, VideoDataModule
+
+    return VideoDataModule(
+        FolderVideos(root),
+        None,
+        NUM_FRAMES,
+        CROP,
+        stride=STRIDE,
+        min_resize=SHORT_SIDE,
+        fps=FPS,
+        batch_size=4,
+        num_workers=workers,
+        persistent_workers=False,
+        root=root,
+        format=fmt,
+        decoder=decoder,
+        shuffle_buffer=16,
+    )
+
+
+def read_bytes() -> int:
+    with open("/proc/self/io") as f:
+        return int(next(line for line in f if line.startswith("rchar")).split()[1])
+
+
+def private_memory_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("RssAnon")) / 1024
+    except (OSError, StopIteration):  # the worker has exited
+        return 0.0
+
+
+def pipeline_rate(datamodule, workers: int) -> dict[str, float]:
+    """clips/s of one epoch of the training loader, worker start-up included; bytes read per clip (w=0: this
+    process's reads); the workers' peak private memory (RssAnon, sampled every batch)."""
+    datamodule.datasets["train"] = datamodule.build_dataset("train")
+    loader = datamodule.train_dataloader()
+    began_bytes, began, count = read_bytes(), time.perf_counter(), 0
+    iterator = iter(loader)
+    pids = [w.pid for w in getattr(iterator, "_workers", [])]
+    peak = dict.fromkeys(pids, 0.0)
+    for batch in iterator:
+        count += len(batch["video"])
+        for pid in pids:
+            peak[pid] = max(peak[pid], private_memory_mb(pid))
+    seconds = time.perf_counter() - began
+    return {
+        "clips_s": count / seconds,
+        "bytes_per_clip": (read_bytes() - began_bytes) / count if workers == 0 else None,
+        "worker_peak_mb": max(peak.values()) if peak else None,
+        "main_rss_mb": private_memory_mb(os.getpid()),
+    }
+
+
+def run_pipeline(args, videos: list[Path]) -> dict:
+    from vivit.datamodules.shard_writer import write_shards
+    from vivit.models.flops import build_meta_model, model_stats
+    from vivit.models.registry import model_config
+
+    workdir = Path(tempfile.mkdtemp(prefix="vivit_bench_pipeline_"))
+    try:
+        release = pipeline_release(videos, workdir, args.pipeline_clips)
+        sources = {"files": str(release)}
+        for media in ("video", "frames"):
+            began = time.perf_counter()
+            out = workdir / f"shards-{media}"
+            write_shards(
+                pipeline_datamodule(str(release), "files", "pyav", 0),
+                out,
+                splits=["train"],
+                media=media,
+                samples_per_shard=max(1, args.pipeline_clips // 8),
+                workers=args.workers,
+                progress=False,
+            )
+            size = sum(p.stat().st_size for p in out.glob("*.tar"))
+            print(f"shards ({media}) written in {time.perf_counter() - began:.1f} s: {size / 2**20:.1f} MB", flush=True)
+            sources[f"shards ({media})"] = str(out)
+        decoders = ["pyav"] + (["torchcodec"] if args.torchcodec else [])
+        rows = []
+        for name, root in sources.items():
+            for decoder in decoders if name != "shards (frames)" else ["pyav"]:  # JPEG members: torchvision
+                for workers in (0, args.workers):
+                    fmt = "files" if name == "files" else "shards"
+                    measured = pipeline_rate(pipeline_datamodule(root, fmt, decoder, workers), workers)
+                    row = {"source": name, "decoder": decoder, "workers": workers, **measured}
+                    rows.append(row)
+                    print(
+                        f"  {name:16s} {decoder:10s} w={workers}  {row['clips_s']:6.2f} clips/s  "
+                        f"peak/worker {row['worker_peak_mb'] or 0:6.0f} MB",
+                        flush=True,
+                    )
+        stored = {
+            name: sum(p.stat().st_size for p in Path(root).glob("*.tar")) / args.pipeline_clips
+            for name, root in sources.items()
+            if name != "files"
+        }
+        stored["files"] = float(np.mean([p.stat().st_size for p in videos]))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    models = {}
+    for name in ("vivit_b_fe", "vivit_l_fe"):
+        config = {**model_config(name), "num_classes": 400}
+        macs = model_stats(build_meta_model(config))["gflops"] * 1e9  # per 32x224 clip
+        models[name] = {"gmacs_per_clip": macs / 1e9}
+        for gpu, peak in GPUS.items():
+            models[name][f"{gpu}_clips_s"] = peak * 1e12 * args.mfu / (3 * 2 * macs)
+    return {"rows": rows, "bytes_stored_per_clip": stored, "models": models, "mfu": args.mfu}
+
+
+def print_pipeline(result: dict, workers: int) -> None:
+    header = f"{'source':18s} {'decoder':10s} {'w':>2s} {'clips/s':>8s} {'/core':>6s} {'KB read/clip':>13s}"
+    print(f"\n{header} {'MB/worker':>10s}")
+    for r in result["rows"]:
+        per_core = r["clips_s"] / max(1, r["workers"])
+        kb = f"{r['bytes_per_clip'] / 1024:13.0f}" if r["bytes_per_clip"] is not None else f"{'':13s}"
+        mb = f"{r['worker_peak_mb']:10.0f}" if r["worker_peak_mb"] else f"{'':10s}"
+        print(f"{r['source']:18s} {r['decoder']:10s} {r['workers']:2d} {r['clips_s']:8.2f} {per_core:6.2f} {kb} {mb}")
+    print(
+        "bytes stored per clip: "
+        + ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in result["bytes_stored_per_clip"].items())
+    )
+    mfu = f"{100 * result['mfu']:.0f}%"
+    print(f"\ncores per GPU to feed training (model clips/s at {mfu} of bf16 peak / clips/s per core):")
+    best = {}
+    for r in result["rows"]:
+        if r["workers"] == workers:
+            best[(r["source"], r["decoder"])] = r["clips_s"] / workers
+    for model, m in result["models"].items():
+        for gpu in GPUS:
+            need = m[f"{gpu}_clips_s"]
+            cells = ", ".join(f"{s} {d}: {need / rate:.0f}" for (s, d), rate in best.items())
+            print(f"  {model} ({m['gmacs_per_clip']:.0f} GMACs) on {gpu}: {need:.1f} clips/s -> cores: {cells}")
+
+
 # ---------------------------------------------------------------------------------------------------- main
 
 
@@ -284,7 +448,29 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "vivit_bench_data")
     parser.add_argument("--index-rows", type=int, default=0, help="also time indexing this many Kinetics rows")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "data_cpu.json")
+    parser.add_argument("--pipeline", action="store_true", help="loose files vs shards, decoders, node sizing")
+    parser.add_argument("--pipeline-clips", type=int, default=32, help="clips per pipeline row")
+    parser.add_argument("--mfu", type=float, default=0.4, help="training utilisation of the GPU's bf16 peak")
+    parser.add_argument("--torchcodec", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
+
+    if args.pipeline:
+        load_before = os.getloadavg()[0]
+        videos = make_videos(args.cache, args.videos)["dense (gop 16)"]
+        result = run_pipeline(args, videos)
+        result["machine"] = {
+            "cpus": os.cpu_count(),
+            "load_before": load_before,
+            "load_after": os.getloadavg()[0],
+            "pyav": av.__version__,
+            "torch_threads": torch.get_num_threads(),
+        }
+        print_pipeline(result, args.workers)
+        print(f"load average {load_before:.2f} -> {result['machine']['load_after']:.2f}")
+        out = args.out.with_name("data_pipeline.json") if args.out.name == "data_cpu.json" else args.out
+        out.write_text(json.dumps(result, indent=1))
+        print(f"wrote {out}")
+        return
 
     load_before = os.getloadavg()[0]
     began = time.perf_counter()

@@ -13,6 +13,10 @@ counts them per split and pass from the batches (`unreadable`, `valid`), summed 
 Distributed: training uses Lightning's DistributedSampler (keep the Trainer's default
 `use_distributed_sampler=True`); validation and test use Lightning's `UnrepeatedDistributedSampler`, so
 every video is evaluated exactly once across ranks (ranks may then see different numbers of batches).
+
+`format="shards"` reads the same items from shards (`vivit.datamodules.shards`, written by
+`python -m vivit.tasks.shard`) under `root`, a folder or an object-store URL: each split is a `ShardStream` that
+plans its ranks and workers itself (no sampler), with the same items, seeds and unreadable-video handling.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import logging
 import multiprocessing
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -35,11 +40,13 @@ from vivit.common.checks import check_choice
 
 from . import reader, sampling
 from .records import VideoRecord
+from .shards import ShardIndex, ShardSource, ShardStream
 from .transforms import EvalTransform, to_video, train_transform
 
 log = logging.getLogger(__name__)
 MODES = ("train", "val", "test")
 ON_ERROR = ("warn", "raise")  # an unreadable video: log, count and replace it (or mark it invalid), or fail
+FORMATS = ("files", "shards")  # the release's own files (videos, frame folders), or shards of them
 
 
 class VideoIndex(Protocol):
@@ -75,12 +82,18 @@ class VideoDataset(Dataset):
         heads: Sequence[str] | None = None,
         on_error: str = "warn",
         cache: list[np.ndarray | None] | None = None,
+        source: Any = None,
+        decoder: str = "pyav",
+        decoder_device: str = "cpu",
     ) -> None:
         check_choice("mode", mode, MODES)
         check_choice("data.on_error", on_error, ON_ERROR)
+        check_choice("data.decoder", decoder, reader.DECODERS)
         self.records, self.mode, self.num_frames, self.stride = list(records), mode, num_frames, stride
         self.short_side, self.transform, self.views = short_side, transform, views
         self.heads, self.on_error, self.cache = heads, on_error, cache
+        self.source = source  # frames from elsewhere than the records' files: `length(i)`, `frames(i, indices)`
+        self.decoder, self.decoder_device = decoder, decoder_device
         self.crop_size = getattr(transform, "crop_size", None)
         # >= 0: each item's random draws come from torch seeded with (item_seed, index), so a resumed run repeats
         # them whichever worker loads the item (set every epoch by vivit.training.seeding.EpochSeeds); -1: the worker's
@@ -137,15 +150,19 @@ class VideoDataset(Dataset):
         return {head: -1 if record.label is None else int(record.label[head]) for head in self.heads}
 
     def frames(self, i: int, indices: np.ndarray) -> np.ndarray:
-        """uint8 (N, H, W, 3) frames at clip-relative `indices`, from the cache or decoded."""
+        """uint8 (N, H, W, 3) frames at clip-relative `indices`, from the cache, the source (shards) or decoded."""
+        if self.source is not None:
+            return self.source.frames(i, indices)
         if self.cache is not None:
             clip = self.cache[i]
             if clip is None:
                 raise reader.VideoReadError(f"{self.records[i].path} could not be decoded when caching")
             return clip[indices]
-        return reader.read_frames(self.records[i], indices, self.short_side)
+        return reader.read_frames(self.records[i], indices, self.short_side, self.decoder, self.decoder_device)
 
     def length(self, i: int) -> int:
+        if self.source is not None:
+            return self.source.length(i)
         if self.cache is not None and self.cache[i] is not None:
             return len(self.cache[i])
         return reader.probe(self.records[i]).num_frames
@@ -220,13 +237,21 @@ class VideoDataModule(L.LightningDataModule):
         test_views: "TxS" temporal clips x spatial crops (1 or 3), e.g. "4x3".
         scale_jitter: (low, high) factors for H and W, or None. hflip: random horizontal flip (turn off
             for datasets whose labels say left/right, e.g. SSv2). randaugment: {num_layers, magnitude} or
-            None. colour_augment: DMVR colour jitter + grayscale.
+            None. colour_augment: DMVR colour jitter, then grayscale with probability `colour_drop` (scenic 0.1;
+            the paper recipes 0: Table 7 lists none). randaugment_scenic_compat: scenic's Contrast and Cutout
+            (`VideoRandAugment`).
         mean, std: normalisation of [0, 1] pixels; 0.5/0.5 gives [-1, 1] (scenic's zero_centering).
         on_error: "warn" (log, count, replace in training / valid=False in evaluation) or "raise".
         cache_decoded: decode every video once into memory (uint8) at setup; for small datasets.
         num_workers, pin_memory, persistent_workers: DataLoader settings.
         root: the dataset folder, recorded only (`self.root`): the release configs take `data.root=` on the
-            command line and hand it to their index as `index.root: ${data.root}`.
+            command line and hand it to their index as `index.root: ${data.root}`. With `format="shards"`: the
+            folder or URL (s3://bucket/prefix) of the shards.
+        format: "files" (the release's videos or frame folders) or "shards" (`vivit.datamodules.shards`).
+        decoder: "pyav" or "torchcodec" (video files and shard members); decoder_device: "cpu" or "cuda"
+            (torchcodec's NVDEC; decodes in the main process, so num_workers=0).
+        shuffle_buffer: shards: samples each training worker shuffles among (memory: this many members).
+        storage_options: shards: fsspec options of the storage (e.g. {endpoint_url: ..., anon: true} for s3).
     """
 
     def __init__(
@@ -254,10 +279,31 @@ class VideoDataModule(L.LightningDataModule):
         resize_ratio: float | None = None,
         root: str | None = None,
         fps: float | None = None,
+        colour_drop: float = 0.1,
+        randaugment_scenic_compat: bool = False,
+        format: str = "files",
+        decoder: str = "pyav",
+        decoder_device: str = "cpu",
+        shuffle_buffer: int = 128,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        check_choice("data.format", format, FORMATS)
+        check_choice("data.decoder", decoder, reader.DECODERS)
+        check_choice("data.decoder_device", decoder_device, ("cpu", "cuda"))
+        if decoder_device == "cuda" and (decoder != "torchcodec" or int(num_workers) > 0):
+            raise ValueError(
+                "data.decoder_device=cuda decodes with torchcodec in the main process (CUDA does not work in forked "
+                "DataLoader workers): set data.decoder=torchcodec data.num_workers=0"
+            )
+        if format == "shards" and cache_decoded:
+            raise ValueError("data.cache_decoded=true reads loose files; with data.format=shards set it to false")
+        self.format, self.decoder, self.decoder_device = format, decoder, decoder_device
+        self.shuffle_buffer = int(shuffle_buffer)
         self.fps = float(fps) if fps else None
-        self.index, self.root = index, root
+        self.root = root
+        # shards: the records, classes and frames come from the shards; the release's index answers the rest
+        self.index = ShardIndex(str(root), index, storage_options) if format == "shards" else index
         self.num_classes = (
             None if num_classes is None else dict(num_classes) if isinstance(num_classes, Mapping) else int(num_classes)
         )
@@ -279,6 +325,8 @@ class VideoDataModule(L.LightningDataModule):
             colour_augment,
             tuple(mean),
             tuple(std),
+            float(colour_drop),
+            bool(randaugment_scenic_compat),
         )
         self.val_transform = EvalTransform(self.crop_size, 1, tuple(mean), tuple(std))
         self.test_transform = EvalTransform(self.crop_size, self.views[1], tuple(mean), tuple(std))
@@ -311,17 +359,46 @@ class VideoDataModule(L.LightningDataModule):
     def check_num_classes(self) -> None:
         found = index_num_classes(self.index)
         if self.resolve_num_classes() != found:
+            describe = getattr(self.index, "describe_classes", lambda count: None)  # e.g. MiT's releases
+            said, has = (f" ({describe(n)})" if describe(n) else "" for n in (self.num_classes, found))
             raise ValueError(
-                f"data.num_classes is {self.num_classes} but the dataset index "
-                f"({type(self.index).__name__}) has {found} classes; set data.num_classes={found}"
+                f"data.num_classes is {self.num_classes}{said} but the dataset index ({type(self.index).__name__}) "
+                f"has {found} classes{has}; set data.num_classes={found}"
             )
 
-    def build_dataset(self, mode: str) -> VideoDataset:
+    def records(self, mode: str) -> list[VideoRecord]:
+        """The records of a split as they are read: with the resampling rate `fps` on every video file."""
         records = self.index.records(mode)
         if self.fps:  # a resampling rate: every video file is sampled on a grid of `fps` frames per second
             records = [r if r.is_frame_folder else dataclasses.replace(r, fps=self.fps) for r in records]
-        transform = {"train": self.train_transform, "val": self.val_transform, "test": self.test_transform}[mode]
+        return records
+
+    def build_dataset(self, mode: str) -> VideoDataset | ShardStream:
+        if self.format == "shards":
+            return self.build_stream(mode)
+        records = self.records(mode)
         cache = decode_all(records, self.min_resize, self.on_error, mode) if self.cache_decoded else None
+        return self._dataset(mode, records, cache=cache)
+
+    def build_stream(self, mode: str) -> ShardStream:
+        """A split of the shards: the manifest's records, frames from the shards' members."""
+        manifest = self.index.manifest
+        stored_fps = manifest.get("fps")
+        if (stored_fps or None) != self.fps:
+            raise ValueError(
+                f"data.fps is {self.fps} but the shards at {self.root} were written at fps {stored_fps}: "
+                f"set data.fps={stored_fps}, or write shards at this rate"
+            )
+        if manifest["short_side"] < self.min_resize:
+            raise ValueError(
+                f"data.min_resize ({self.min_resize}) is larger than the short side of the shards at {self.root} "
+                f"({manifest['short_side']}): write shards with shards.short_side={self.min_resize} or more"
+            )
+        source = ShardSource(self.index, mode, self.min_resize, self.decoder)
+        return ShardStream(self._dataset(mode, source.samples.records, source=source), source, self.shuffle_buffer)
+
+    def _dataset(self, mode: str, records: Sequence[VideoRecord], **kwargs: Any) -> VideoDataset:
+        transform = {"train": self.train_transform, "val": self.val_transform, "test": self.test_transform}[mode]
         heads = list(self.num_classes) if isinstance(self.num_classes, dict) else None
         return VideoDataset(
             records,
@@ -333,7 +410,9 @@ class VideoDataModule(L.LightningDataModule):
             self.views,
             heads,
             self.on_error,
-            cache,
+            decoder=self.decoder,
+            decoder_device=self.decoder_device,
+            **kwargs,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -354,7 +433,12 @@ class VideoDataModule(L.LightningDataModule):
         dataset = self.datasets[mode]
         sampler = None
         world_size, rank = self._distributed()
-        if mode != "train" and world_size > 1:
+        if isinstance(dataset, ShardStream):  # plans its ranks and workers itself, in whole batches
+            dataset.configure(rank, world_size, self.num_workers, batch_size)
+            shuffle = drop_last = False
+            # Lightning warns that an IterableDataset's length may be wrong with workers: this one's is exact
+            warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
+        elif mode != "train" and world_size > 1:
             # Each video exactly once across ranks: no padding duplicates in the metrics.
             sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
         if mode == "train" and len(dataset) < batch_size:

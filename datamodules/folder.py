@@ -143,13 +143,14 @@ class FolderVideos:
         return list(self._csv_rows(source))
 
     def _csv_rows(self, path: Path):
-        with path.open(newline="") as f:
+        # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is read past, not taken for part of the header
+        with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             if reader.fieldnames is None or "path" not in reader.fieldnames:
                 raise ValueError(f"{path}: expected a header line 'path,label', got {reader.fieldnames}")
             for row in reader:
                 label = (row.get("label") or "").strip() or None
-                span = tuple(float(row[k]) if row.get(k) not in (None, "") else None for k in ("start", "end"))
+                span = tuple(_seconds(row, key, path, reader.line_num) for key in ("start", "end"))
                 yield (path.parent / row["path"].strip()), label, span, reader.line_num
 
     def _folder_rows(self, folder: Path):
@@ -157,3 +158,17 @@ class FolderVideos:
             for path in sorted(class_dir.iterdir()):
                 if path.suffix.lower() in VIDEO_SUFFIXES or (self.frame_template and path.is_dir()):
                     yield path, class_dir.name, (None, None), 0
+
+
+def _seconds(row: dict[str, str], key: str, path: Path, line: int) -> float | None:
+    """A row's `start` or `end` in seconds (None when empty), or a ValueError naming the file and line."""
+    value = (row.get(key) or "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(
+            f"{path}:{line}: {key}={value!r} is not a number of seconds; write it like 12.5, or leave it empty "
+            "for the whole video"
+        ) from None

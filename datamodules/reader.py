@@ -1,4 +1,4 @@
-"""Record -> uint8 frames. PyAV for video files, torchvision's JPEG decoder for frame folders.
+"""Record -> uint8 frames. PyAV (default) or torchcodec for video files, torchvision's JPEG decoder for frame folders.
 
 Two steps so that the frame indices are chosen before anything is decoded:
 `probe(record)` reads only container metadata (the clip length in frames and its rate), the
@@ -9,6 +9,11 @@ record's `fps`: `data.fps`, e.g. 25 for Kinetics as the paper, or EPIC's 60/50 a
 the frame on screen at time i / fps from the clip's start (by pts). Without one, index i is the i-th
 decoded frame from the clip's start, as DMVR and frame folders count: found from the packets' timestamps
 (demux only), so variable-frame-rate files are counted frame by frame and seeking still works.
+
+`decoder="torchcodec"` (`data.decoder`, the optional extra `pip install .[torchcodec]` with the system's FFmpeg
+libraries) picks the same frames with torchcodec's exact seek mode: by index for counted frames, by time for a
+resampling rate; frames are resized with torchvision (antialiased) instead of FFmpeg's scaler, so pixels differ
+from PyAV's by the scalers' rounding, never by which frame. `decoder_device="cuda"` decodes with NVDEC.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class VideoReadError(RuntimeError):
 # What an unreadable video raises: the reader's own checks, and PyAV's errors while demuxing or decoding.
 # Anything else (a bug in a transform, a wrong config) is not a bad video and must keep its traceback.
 READ_ERRORS = (VideoReadError, av.FFmpegError)
+DECODERS = ("pyav", "torchcodec")
 
 
 @dataclass(frozen=True)
@@ -69,11 +75,15 @@ def _video_stream(container, path: Path):
     if not container.streams.video:
         raise VideoReadError(f"no video stream in {path}")
     stream = container.streams.video[0]
-    # Frame threading costs more than it saves on tiny clips (measured: 15% slower on 32 px clips) and
-    # halves full decoding time of 340x256 video on 2 cores.
-    small = stream.codec_context.width * stream.codec_context.height <= 320 * 240
-    stream.thread_type = "SLICE" if small else "AUTO"
+    stream.thread_type = thread_type(stream)
     return stream
+
+
+def thread_type(stream) -> str:
+    """Frame threading costs more than it saves on tiny clips (measured: 15% slower on 32 px clips) and halves full
+    decoding time of 340x256 video on 2 cores."""
+    small = stream.codec_context.width * stream.codec_context.height <= 320 * 240
+    return "SLICE" if small else "AUTO"
 
 
 def _frame_rate(stream, record: VideoRecord, path: Path) -> Fraction:
@@ -119,16 +129,25 @@ def probe(record: VideoRecord) -> VideoInfo:
     return VideoInfo(num_frames=num_frames, fps=float(rate))
 
 
-def read_frames(record: VideoRecord, indices: Sequence[int], short_side: int | None = None) -> np.ndarray:
-    """Decode the frames at `indices` (clip-relative; any order, repeats allowed).
+def read_frames(
+    record: VideoRecord,
+    indices: Sequence[int],
+    short_side: int | None = None,
+    decoder: str = "pyav",
+    device: str = "cpu",
+) -> np.ndarray:
+    """Decode the frames at `indices` (clip-relative; any order, repeats allowed) with `decoder` (pyav or
+    torchcodec, on `device` for torchcodec).
 
-    Returns uint8 (N, H, W, 3), upright, the shorter side resized to `short_side` by the decoder's scaler.
+    Returns uint8 (N, H, W, 3), upright, the shorter side resized to `short_side`.
     """
     indices = [int(i) for i in indices]
     if not indices:
         raise ValueError("read_frames needs at least one index")
     if record.is_frame_folder:
         return _read_frame_folder(record, indices, short_side)
+    if decoder == "torchcodec":
+        return _read_torchcodec(record, indices, short_side, device)
     path = Path(record.path)
     with _open(path) as container:
         stream = _video_stream(container, path)
@@ -216,6 +235,84 @@ def _decode_until(
         for i in pending:
             chosen[i] = previous
     return chosen
+
+
+# ----------------------------------------------------------------------------------------- torchcodec
+
+
+def torchcodec_decoder(source: str | bytes, device: str = "cpu"):
+    """A torchcodec VideoDecoder (exact seek mode: frame indices from a scan of the file), NHWC uint8."""
+    try:
+        from torchcodec.decoders import VideoDecoder  # optional: pip install .[torchcodec] (+ FFmpeg libraries)
+    except ImportError as e:  # also torchcodec's own error when the FFmpeg libraries are missing
+        raise ImportError(
+            f"data.decoder=torchcodec needs torchcodec and the FFmpeg libraries: pip install .[torchcodec] and "
+            f"apt-get install libavcodec59 libavformat59 libavutil57 libswscale6 ({e})"
+        ) from e
+    try:
+        # FFmpeg's own thread count, as the PyAV reader's frame threading
+        return VideoDecoder(source, dimension_order="NHWC", seek_mode="exact", device=device, num_ffmpeg_threads=0)
+    except (RuntimeError, ValueError) as e:  # torchcodec's errors on a file it cannot open
+        raise VideoReadError(f"cannot open video {source if isinstance(source, str) else '(bytes)'}: {e}") from e
+
+
+def torchcodec_frames_at(source: str | bytes, indices: Sequence[int], device: str = "cpu") -> np.ndarray:
+    """uint8 (N, H, W, 3) decoded frames number `indices` of a file or of bytes (torchcodec)."""
+    decoder = torchcodec_decoder(source, device)
+    count = decoder.metadata.num_frames or 0
+    try:
+        wanted = sorted(set(indices))
+        if count and wanted[-1] >= count:
+            raise VideoReadError(f"frame {wanted[-1]} is outside the {count} frames of the video")
+        frames = decoder.get_frames_at(wanted).data.cpu()
+    except RuntimeError as e:
+        raise VideoReadError(f"cannot decode: {e}") from e
+    position = {i: k for k, i in enumerate(wanted)}
+    return frames[[position[i] for i in indices]].numpy()
+
+
+def _read_torchcodec(record: VideoRecord, indices: list[int], short_side: int | None, device: str) -> np.ndarray:
+    """The frames `read_frames` picks, decoded by torchcodec (see the module doc)."""
+    path = Path(record.path)
+    if not path.is_file():
+        raise VideoReadError(f"video file not found: {path}")
+    decoder = torchcodec_decoder(str(path), device)
+    metadata = decoder.metadata
+    try:
+        if record.fps:  # the frame on screen at start + i / fps (half a millisecond for rounding, as PyAV's reader)
+            begin = metadata.begin_stream_seconds or 0.0
+            last = (metadata.end_stream_seconds or float("inf")) - 1e-6
+            times = [min(begin + float(record.start or 0) + i / record.fps + 5e-4, last) for i in indices]
+            frames = decoder.get_frames_played_at(times).data.cpu()
+        else:  # the i-th decoded frame from the clip's start
+            first = _first_frame_index(record, path) if record.start else 0
+            count = metadata.num_frames
+            if count is None or count <= first:
+                raise VideoReadError(f"no frames in {path} after {float(record.start or 0):.2f} s")
+            if first + max(indices) >= count + 2:  # headers may overstate a length by a frame or two, no more
+                raise VideoReadError(f"{path} has {count - first} frames from the clip's start (truncated?)")
+            numbers = [min(first + i, count - 1) for i in indices]
+            wanted = sorted(set(numbers))
+            batch = decoder.get_frames_at(wanted).data.cpu()
+            frames = batch[[wanted.index(n) for n in numbers]]
+    except RuntimeError as e:
+        raise VideoReadError(f"cannot decode {path}: {e}") from e
+    height, width = short_side_size(frames.shape[1], frames.shape[2], short_side)
+    if (height, width) != tuple(frames.shape[1:3]):
+        frames = F.resize(frames.permute(0, 3, 1, 2), [height, width], antialias=True).permute(0, 2, 3, 1)
+    return frames.numpy()
+
+
+def _first_frame_index(record: VideoRecord, path: Path) -> int:
+    """Number of frames before the clip's start (from the packets' timestamps, as PyAV's reader counts)."""
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        start = (stream.start_time or 0) + Fraction(record.start).limit_denominator(1_000_000) / stream.time_base
+        tolerance = Fraction(1, 2000) / stream.time_base
+        try:
+            return sum(1 for p in container.demux(stream) if p.size and p.pts is not None and p.pts < start - tolerance)
+        except av.FFmpegError as e:
+            raise VideoReadError(f"cannot demux {path}: {e}") from e
 
 
 # ------------------------------------------------------------------------------------- frame folders

@@ -98,7 +98,13 @@ class VideoRandAugment(v2.Transform):
     uint8 clip. Each of `num_layers` layers applies one op drawn uniformly from Identity + 11
     non-geometric ops, always, with TF Model Garden magnitudes (`_MAX_LEVEL` = 10, so a magnitude above
     10 extrapolates as in the official configs). Clip statistics (AutoContrast, Equalize, Contrast) are
-    computed over the whole clip, as scenic does by reshaping the clip to one (T*H, W) image."""
+    computed over the whole clip, as scenic does by reshaping the clip to one (T*H, W) image.
+
+    `scenic_compat=True` reproduces two quirks of scenic's version (scenic/dataset_lib/video_ops.py on TF-Models'
+    augment.py): Contrast blends toward (pixel count / 256), clipped to 255 and truncated, instead of the mean grey
+    level (TF-Models sums the histogram's counts, not its values: 196 for a 224 x 224 image, 255 for any clip of
+    more than 65,280 pixels), and Cutout fills its square with 0 instead of 128. The default is the intended op.
+    """
 
     _transformed_types = (tv_tensors.Video,)
     OPS = (
@@ -116,9 +122,11 @@ class VideoRandAugment(v2.Transform):
         "SolarizeAdd",
     )
 
-    def __init__(self, num_layers: int = 2, magnitude: float = 15, fill: int = 128) -> None:
+    def __init__(self, num_layers: int = 2, magnitude: float = 15, scenic_compat: bool = False) -> None:
         super().__init__()
-        self.num_layers, self.magnitude, self.fill = num_layers, magnitude, fill
+        self.num_layers, self.magnitude, self.scenic_compat = num_layers, magnitude, scenic_compat
+        # TF-Models' ops take a fill of 128; scenic's video Cutout drops that argument and fills with 0
+        self.fill = 0 if scenic_compat else 128
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         height, width = flat_inputs[0].shape[-2:]
@@ -140,7 +148,7 @@ class VideoRandAugment(v2.Transform):
             return video
         if op == "Sharpness":  # a local filter: per frame, so it never mixes neighbouring frames
             return F.adjust_sharpness(video, level * 1.8 + 0.1)
-        if op == "Cutout":  # the same grey square in every frame
+        if op == "Cutout":  # the same square in every frame (grey; black with scenic_compat)
             pad = int(level * 40)
             (cy, cx), (height, width) = centre, video.shape[-2:]
             video = video.clone()
@@ -148,7 +156,10 @@ class VideoRandAugment(v2.Transform):
             return video
         t, c, h, w = video.shape
         image = video.permute(1, 0, 2, 3).reshape(c, t * h, w)  # the clip as one image
-        image = self._apply_image(op, image, level)
+        if op == "Contrast" and self.scenic_compat:
+            image = _tf_models_contrast(image, level * 1.8 + 0.1)
+        else:
+            image = self._apply_image(op, image, level)
         return image.reshape(c, t, h, w).permute(1, 0, 2, 3).contiguous()
 
     @staticmethod
@@ -177,6 +188,14 @@ class VideoRandAugment(v2.Transform):
         raise ValueError(f"unknown RandAugment op {op!r}")
 
 
+def _tf_models_contrast(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """TF-Models' `contrast` on a uint8 (C, H, W) image: a blend toward min(H * W / 256, 255) truncated to an
+    integer (the pixel count over 256 where the grey mean was meant), as scenic's RandAugment runs it."""
+    degenerate = float(int(min(image.shape[-2] * image.shape[-1] / 256.0, 255.0)))
+    blended = degenerate + factor * (image.float() - degenerate)
+    return blended.clamp(0, 255).to(torch.uint8)  # TF casts by truncation, as .to(uint8) does
+
+
 class ToModelInput(v2.Transform):
     """Video (T, C, H, W) -> plain tensor (C, T, H, W), the models' layout."""
 
@@ -198,8 +217,11 @@ def train_transform(
     colour_augment: bool = False,
     mean: Sequence[float] = (0.5, 0.5, 0.5),
     std: Sequence[float] = (0.5, 0.5, 0.5),
+    colour_drop: float = 0.1,
+    randaugment_scenic_compat: bool = False,
 ) -> v2.Compose:
-    """Training augmentation of a short-side-resized uint8 clip; returns (C, T, crop, crop) float."""
+    """Training augmentation of a short-side-resized uint8 clip; returns (C, T, crop, crop) float. `colour_drop`:
+    the colour augment's grayscale probability; `randaugment_scenic_compat`: scenic's RandAugment quirks."""
     steps: list[v2.Transform] = []
     if scale_jitter:
         steps.append(ScaleJitter(*scale_jitter, min_size=crop_size))
@@ -207,10 +229,10 @@ def train_transform(
     if hflip:
         steps.append(v2.RandomHorizontalFlip())
     if randaugment:
-        steps.append(VideoRandAugment(**dict(randaugment)))
+        steps.append(VideoRandAugment(**{"scenic_compat": randaugment_scenic_compat, **dict(randaugment)}))
     steps.append(v2.ToDtype(torch.float32, scale=True))
     if colour_augment and not randaugment:  # scenic runs one of the two: RandAugment when it is configured
-        steps.append(ColourAugment())
+        steps.append(ColourAugment(p_gray=colour_drop))
     steps += [v2.Normalize(list(mean), list(std)), ToModelInput()]
     return v2.Compose(steps)
 

@@ -5,7 +5,8 @@
 
 One row per job: the swept overrides, validation and test top-1/top-5 (EPIC-Kitchens: action, verb and noun
 top-1), the tested (final) checkpoint, and with `--paper tableN` the paper's number for the job's row and the
-difference in points.
+difference in points (`--paper fig7|fig8|fig9` for the figures). The title says when a job's "test" split is the
+validation set (K600, MiT, EPIC-KITCHENS-100, SSv2: as in the paper, their test labels are not public).
 Printed with rich and written into the multirun folder as results.csv (every metric), results.md and results.png
 (a bar per job, named by its swept values, e.g. `seed=1`; the paper's number as a second bar).
 
@@ -43,7 +44,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from .paper import TABLES, PaperTable, config_value
+from .paper import TABLES, VALIDATION_AS_TEST, PaperTable, config_value
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,8 @@ def read_job(folder: Path) -> Job:
         job.status = OK
         job.metrics = {k: float(v) for split in ("val", "test") for k, v in (summary.get(split) or {}).items()}
         job.checkpoint = summary.get("checkpoint")
+        if config is not None and summary.get("init"):  # the weights the job started from, as it resolved them
+            OmegaConf.update(config, "model.init", summary["init"])
     return job
 
 
@@ -400,6 +403,14 @@ def collect(
             f"before them): {', '.join(str(j.num) for j in jobs if j.status == MISSING)}."
         )
     title = f"{multirun_dir.name}: {counts[OK]}/{len(jobs)} jobs finished"
+    validation = [d for d in VALIDATION_AS_TEST if any(job.dataset == d for job in jobs)]
+    if validation:  # the paper reports these datasets' validation sets as "test", and so does this project
+        title += f"; test = the validation split of {', '.join(validation)}"
+        notes.append(
+            "test/* is the validation split for "
+            + ", ".join(VALIDATION_AS_TEST[d] for d in validation)
+            + ", as in the paper."
+        )
     if comparison:
         notes.insert(0, " ".join(filter(None, [f"Paper: {comparison.table.title}.", comparison.table.note])))
 

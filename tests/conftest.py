@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
+import av
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -66,3 +68,23 @@ def logged_run(synthetic_root, tmp_path_factory):
         cfg = compose_config("train", overrides, output_dir=out)
         summary = train(cfg)
     return out, summary, cfg
+
+
+def run_entry(task: str, argv: list[str], root: Path, monkeypatch) -> str:
+    """The line a command exits with (its SystemExit message), run in this process as `python <task>.py argv`
+    through its entry point (`vivit.tasks.<task>.main`, what train.py/eval.py/predict.py call), under `root`."""
+    from vivit.tasks import evaluate, predict, train
+
+    monkeypatch.setenv("VIVIT_ROOT", str(root))
+    monkeypatch.setattr(sys, "argv", [f"{task}.py", *argv])
+    with pytest.raises(SystemExit) as stopped:
+        {"train": train.main, "eval": evaluate.main, "predict": predict.main}[task]()
+    return str(stopped.value.code)
+
+
+@pytest.fixture
+def no_video(monkeypatch):
+    """A tripwire on PyAV: the test fails if anything opens (decodes or writes) a video."""
+    opened = []
+    monkeypatch.setattr(av, "open", lambda *a, **k: opened.append(a) or pytest.fail(f"a video was opened: {a}"))
+    return opened

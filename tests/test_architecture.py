@@ -24,8 +24,14 @@ MODULES = architecture.read_modules()
 LIBRARY = {name: m for name, m in MODULES.items() if name not in architecture.ENTRY_POINTS}
 ROOMS = sorted({architecture.room_of(n) for n in LIBRARY} - {"api", "commands"})
 # imports inside functions, each for a reason: `vivit.predict` keeps `import vivit.models` free of the data path,
-# onnxruntime is an optional dependency (pip install .[export])
-INNER_IMPORTS = {"vivit": ["vivit.tasks.predict"], "vivit.weights.export": ["onnxruntime"]}
+# onnxruntime is an optional dependency (pip install .[export]), and so are torchcodec (pip install .[torchcodec], with
+# the system's FFmpeg) and webdataset, the shard writer's (pip install .[shards])
+INNER_IMPORTS = {
+    "vivit": ["vivit.tasks.predict"],
+    "vivit.weights.export": ["onnxruntime"],
+    "vivit.datamodules.reader": ["torchcodec.decoders"],
+    "vivit.datamodules.shard_writer": ["webdataset"],
+}
 
 
 def test_the_rooms_are_the_design_cards():

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as F
 
 from vivit.datamodules.transforms import (
     ColourAugment,
@@ -93,6 +94,29 @@ def test_randaugment_magnitudes_follow_tf():
     clip = to_video(np.stack([np.full((8, 8, 3), 50, np.uint8), np.full((8, 8, 3), 60, np.uint8)]))
     eq = augment.transform(clip, {"ops": ["Equalize"], "cutout_centre": (0, 0)})
     assert int(eq[0].max()) != int(eq[1].max())  # per-frame equalisation would map both to the same value
+
+
+def test_randaugment_scenic_compat_reproduces_tf_models_contrast_and_scenic_cutout():
+    """On a fixed clip of 4 frames of 64 x 64 (16,384 pixels; grey levels 40 and 120, mean 80) at magnitude 10
+    (enhance factor 1.9). TF-Models' Contrast blends toward (pixel count / 256) = 64 instead of the mean:
+    64 + 1.9 * (40 - 64) = 18.4 -> 18 and 64 + 1.9 * (120 - 64) = 170.4 -> 170 (truncated, as tf.cast)."""
+    frame = np.full((64, 64, 3), 40, np.uint8)
+    frame[:, 32:] = 120
+    video = to_video(np.repeat(frame[None], 4, 0))
+    contrast = {"ops": ["Contrast"], "cutout_centre": (32, 32)}
+    scenic = VideoRandAugment(num_layers=1, magnitude=10, scenic_compat=True).transform(video, contrast)
+    assert sorted(torch.unique(scenic).tolist()) == [18, 170]
+    # the intended op blends toward the clip's grey mean (~80): 40 -> ~4, 120 -> ~156
+    ours = VideoRandAugment(num_layers=1, magnitude=10).transform(video, contrast)
+    assert torch.equal(ours, F.adjust_contrast(video.as_subclass(torch.Tensor), 1.9))
+    assert ours[0, 0, 0, 0] <= 6 and 154 <= ours[0, 0, 0, 40] <= 158
+    # the target depends on the clip's size, not its content: a uniform clip, which Contrast cannot change, changes
+    flat = to_video(np.full((4, 64, 64, 3), 50, np.uint8))
+    assert torch.equal(VideoRandAugment(magnitude=10).transform(flat, contrast), flat)
+    assert int(VideoRandAugment(magnitude=10, scenic_compat=True).transform(flat, contrast)[0, 0, 0, 0]) == 37
+    cutout = {"ops": ["Cutout"], "cutout_centre": (32, 32)}
+    assert int(VideoRandAugment(magnitude=1, scenic_compat=True).transform(video, cutout)[0, 0, 32, 32]) == 0
+    assert int(VideoRandAugment(magnitude=1).transform(video, cutout)[0, 0, 32, 32]) == 128
 
 
 def test_colour_augment_whole_clip():

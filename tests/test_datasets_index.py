@@ -299,3 +299,20 @@ def test_a_touched_annotation_file_invalidates_the_cache(built, tmp_path):
     assert touched.cache.hits == 1  # only the classes (from the untouched train.csv): val was rebuilt
     after = list(cache.glob("*-val-*.json"))
     assert len(after) == 1 and after != before
+
+
+@pytest.mark.parametrize("elsewhere", ["/etc/passwd", "../../../etc/passwd"], ids=["absolute", "dot-dot"])
+def test_a_cache_whose_rows_leave_the_release_is_rebuilt(built, tmp_path, elsewhere):
+    """A cache file with the right key but rows pointing at other files (a crafted or a shared cache) is not used:
+    rows are stored relative to the release root and must stay under it."""
+    cache = tmp_path / "cache"
+    expected = Kinetics(built["k400"].root, cache_dir=cache).records("val")
+    path = next(cache.glob("*-val-*.json"))
+    stored = json.loads(path.read_text())
+    columns = stored["value"][0]
+    assert columns["path"] == [str(r.path.relative_to(built["k400"].root)) for r in expected]  # relative to the root
+    columns["path"] = [elsewhere] * len(columns["path"])
+    path.write_text(json.dumps(stored))  # its key untouched: it matches the run's
+    again = Kinetics(built["k400"].root, cache_dir=cache)
+    assert again.records("val") == expected  # rebuilt: the crafted rows would point at /etc/passwd
+    assert again.cache.hits == 1  # only the classes came from the cache

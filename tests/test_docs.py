@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from tests.conftest import CONF, ROOT
@@ -33,6 +34,7 @@ from tests.test_train import SMALL_DATA
 from vivit import flops
 from vivit.evaluation import reports
 from vivit.experiments import collect
+from vivit.runtime.schema import check_keys, check_target_arguments
 from vivit.tasks import evaluate, predict, train
 from vivit.training import callbacks
 
@@ -59,6 +61,7 @@ DATASET = "needs a dataset release on disk (data.root=/data/...)"
 NETWORK = "downloads weights (network)"
 INSTALL = "installs packages: CI (.ci/run) runs the README's install and test lines in a fresh venv"
 SLURM = "needs a SLURM cluster: tests/test_slurm.py submits the sweep to a fake sbatch"
+SLURM_ARRAY = "needs a SLURM cluster: tests/test_shards.py runs the array's sbatch script and its parts"
 CONVERTED = "needs checkpoints/vivit_b_k400.pt, converted from the Hugging Face hub (network)"
 SAME = "the same command as one that is run, with other values: composed"
 INSTALLED = "the installed command: .ci/run runs vivit-* from the wheel; here its `python` form runs"
@@ -97,6 +100,39 @@ NOT_RUN = {
     "python train.py -m hydra/launcher=slurm experiment=paper/table2_variants data.root=/data/k400 trainer=ddp "
     "trainer.devices=8 trainer.num_nodes=2 hydra.launcher.partition=gpu hydra.launcher.account=me": SLURM,
     "python train.py trainer=fsdp trainer.devices=8 model=vivit_l_fe data=k400 data.root=/data/k400": GPU,
+    "python train.py experiment=paper/table2_epic roots.k400=/data/k400 roots.epic100=/data/EPIC-KITCHENS": DATASET,
+    "python train.py experiment=paper/table2_variants data.root=/data/k400 protocol=scenic": DATASET
+    + "; tests/test_experiments.py composes every recipe under both protocols",
+    # shards and torchcodec (README.md, docs/data.md)
+    "pip install .[shards]": INSTALL,
+    "pip install .[torchcodec]": INSTALL,
+    "apt-get install libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 libavdevice59 "
+    "libavfilter8": INSTALL + " (Debian's FFmpeg)",
+    "python -m vivit.tasks.shard data=k400 data.root=/data/k400 model=vivit_b_fe shards.out=/data/k400-shards "
+    "shards.workers=32": DATASET + "; tests/test_shards.py writes the shards of every release layout",
+    "python -m vivit.tasks.shard -m hydra/launcher=slurm_cpu data=k400 data.root=/data/k400 model=vivit_b_fe "
+    "shards.out=/data/k400-shards shards.parts=16 'shards.part=range(16)'": SLURM_ARRAY,
+    "python -m vivit.tasks.shard -m hydra/launcher=slurm_cpu data=k400 data.root=/data/k400 model=vivit_b_fe "
+    "shards.out=/data/k400-shards shards.workers=32 shards.parts=16 'shards.part=range(16)' "
+    "hydra.launcher.partition=cpu hydra.launcher.account=me": SLURM_ARRAY,
+    "python train.py data=k400 data.format=shards data.root=/data/k400-shards model=vivit_b_fe": DATASET
+    + "; tests/test_shards.py trains from shards",
+    "python train.py data=k400 data.root=/data/k400 data.decoder=torchcodec": DATASET
+    + "; tests/test_torchcodec.py decodes with it",
+    "python train.py ... data.decoder=torchcodec data.decoder_device=cuda data.num_workers=0": GPU,
+    "aws s3 sync /data/k400-shards s3://my-bucket/k400-shards": "needs an S3 bucket (network)",
+    "python train.py data=k400 data.format=shards data.root=s3://my-bucket/k400-shards model=vivit_b_fe": (
+        "needs an S3 bucket (network); tests/test_shards.py trains from a local S3 server"
+    ),
+    "python eval.py ckpt_path=... data.format=shards data.root=s3://my-bucket/k400-shards eval.views=4x3": (
+        "needs an S3 bucket (network)"
+    ),
+    # docs/trust.md: transcripts of refusals
+    "python eval.py ckpt_path=downloaded/last.ckpt": "shows the refusal of a downloaded checkpoint: "
+    "tests/test_trust.py checks that error",
+    "python train.py resume=outputs/train/runs/2026-12-04_10-00-00": "shows the refusal of a tampered run folder: "
+    "tests/test_trust.py checks that error",
+    "python predict.py ckpt_path=downloaded/model.pt inputs=clip.mp4": "a downloaded checkpoint: tests/test_trust.py",
     "kill -TERM <pid>": "a signal to a running job: tests/test_resume.py sends SIGTERM and SIGUSR1",
     # docs/configs.md
     "python train.py model=vivit_b_fe data=k400 data.root=/data/kinetics400 trainer.devices=8": GPU,
@@ -163,11 +199,33 @@ NOT_RUN = {
     "python train.py experiment=paper/table2_variants data.root=/data/k400 model=vivit_b_fe": DATASET,
     "python train.py experiment=paper/table3_temporal_depth data.root=/data/k400 "
     "experiment/paper/table3_rows=lt1,lt12": DATASET,
-    "python train.py experiment=paper/table2_variants data.root=/data/k400 debug=fdr model.init=null": DATASET,
-    "python train.py experiment=paper/table2_variants experiment/paper/recipe=epic100 "
-    "data.root=/data/EPIC-KITCHENS": DATASET,
-    "python -m vivit.experiments.collect MULTIRUN_DIR [--paper table1..table6] [--metric test/top1] "
+    "python train.py experiment=paper/table2_variants data.root=/data/k400 debug=fdr model.init=none": DATASET,
+    "python -m vivit.experiments.collect MULTIRUN_DIR [--paper table1..table6|fig7|fig8|fig9] [--metric test/top1] "
     "[--dataset k400]": "the collector's usage line, not a command",
+    "python -m vivit.experiments.collect outputs/paper/<preset>-...-<time> --paper <table or figure>": (
+        "the collector's usage for a paper preset's sweep (needs its dataset)"
+    ),
+    **{
+        f"python train.py experiment=paper/{preset} data.root=/data/{root}": DATASET
+        for preset, root in (
+            ("table1_input_encoding", "kinetics400"),
+            ("table3_temporal_depth", "kinetics400"),
+            ("table5_resolution", "kinetics400"),
+            ("fig7_backbone", "kinetics400"),
+            ("fig8_tubelet_size", "kinetics400"),
+            ("fig9_frames_views", "kinetics400"),
+        )
+    },
+    "python train.py experiment=paper/table2_epic roots.k400=/data/kinetics400 roots.epic100=/data/EPIC-KITCHENS": (
+        DATASET
+    ),
+    "python train.py experiment=paper/table4_regularisation data.root=/data/EPIC-KITCHENS "
+    "k400_checkpoint=outputs/paper/table2_variants-k400-<time>": DATASET,
+    "python train.py experiment=paper/table4_ssv2 data.root=/data/ssv2 "
+    "k400_checkpoint=outputs/paper/table2_variants-k400-<time>": DATASET,
+    "python train.py experiment=paper/table6_sota roots.k400=/data/kinetics400 roots.k600=/data/kinetics600 "
+    "roots.mit=/data/Moments_in_Time_Raw roots.epic100=/data/EPIC-KITCHENS roots.ssv2=/data/ssv2": DATASET,
+    "python train.py experiment=paper/table3_temporal_depth recipe=ssv2 data.root=/data/ssv2": DATASET,
     "python -m vivit.experiments.collect outputs/paper/table2_variants-synthetic-<time> --paper table2": (
         "collects the 5-job smoke sweep above (not run); the collector runs on outputs/train/multiruns/<time>"
     ),
@@ -371,7 +429,8 @@ def sweep_jobs(args: list[str]) -> list[list[str]]:
 
 
 def test_the_commands_that_are_not_run_compose():
-    """train.py and eval.py commands on a dataset or GPUs: their config groups and keys exist."""
+    """train.py and eval.py commands on a dataset or GPUs: their config groups and keys exist, and pass the schema
+    (vivit/runtime/schema.py) but for the hardware."""
     GlobalHydra.instance().clear()
     composed = 0
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
@@ -379,7 +438,10 @@ def test_the_commands_that_are_not_run_compose():
             argv = shlex.split(command) if not command.startswith("script:") else []
             if argv[:1] == ["python"] and len(argv) > 1 and argv[1] in ("train.py", "eval.py"):
                 for job in sweep_jobs(argv[2:]):
-                    compose(argv[1].removesuffix(".py"), overrides=job, return_hydra_config=True)
+                    cfg = compose(argv[1].removesuffix(".py"), overrides=job, return_hydra_config=True)
+                    HydraConfig.instance().set_config(cfg)  # ${hydra:runtime.choices.recipe} resolves
+                    check_keys(cfg)  # and the schema's types and ranges (the hardware aside: GPUs)
+                    check_target_arguments(cfg)
                     composed += 1
     GlobalHydra.instance().clear()
     assert composed > 30

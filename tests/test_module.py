@@ -134,3 +134,101 @@ def test_headline_top1_of_several_heads_is_all_heads_right_and_equals_action_top
     correct = module._correct(logits, labels)
     assert torch.equal(correct["top1"], correct["action_top1"])
     assert torch.equal(correct["top1"], correct["noun_top1"] & correct["verb_top1"])
+
+
+# ------------------------------------------------------------------------------------------------- gradient clipping
+CLIP = 0.5
+
+
+def clip_batches(rank: int) -> list[dict]:
+    """Four micro-batches of two clips for one rank, bright enough that every gradient is longer than CLIP."""
+    gen = torch.Generator().manual_seed(rank)
+    return [
+        {"video": 4 * torch.randn(2, 3, 2, 2, 2, generator=gen), "label": torch.randint(0, 10, (2,), generator=gen)}
+        for _ in range(4)
+    ]
+
+
+def clipped_run(batches: list[dict], scope: str, devices: int = 1) -> nn.Module:
+    """One optimiser step of a 2-micro-batch accumulation through Lightning; returns the backbone after it."""
+    import lightning as L
+
+    torch.manual_seed(0)
+    module = make_module(warmup_epochs=0.0, grad_clip_scope=scope)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=devices,
+        strategy="ddp" if devices > 1 else "auto",
+        max_steps=1,
+        accumulate_grad_batches=2,
+        gradient_clip_val=CLIP,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    return module.net
+
+
+def reference_step(rank_batches: list[list[dict]], scope: str) -> dict[str, torch.Tensor]:
+    """SGD (lr 0.1) on the mean over ranks and micro-batches of the gradients, each micro-batch's gradient clipped
+    to CLIP first (device_batch, scenic's order) or their mean clipped once (global)."""
+    torch.manual_seed(0)
+    net = make_module().net
+    grads = []
+    for batches in rank_batches:
+        for batch in batches[:2]:  # the first optimiser step accumulates two micro-batches
+            net.zero_grad()
+            F.cross_entropy(net(batch["video"]), batch["label"]).backward()
+            grads.append([p.grad.clone() for p in net.parameters()])
+    if scope == "device_batch":
+        grads = [
+            [g * min(1.0, CLIP / (torch.cat([x.flatten() for x in gs]).norm() + 1e-6)) for g in gs] for gs in grads
+        ]
+    mean = [torch.stack(gs).mean(0) for gs in zip(*grads)]
+    if scope == "global":
+        mean = [g * min(1.0, CLIP / (torch.cat([x.flatten() for x in mean]).norm() + 1e-6)) for g in mean]
+    return {name: p.detach() - 0.1 * g for (name, p), g in zip(net.named_parameters(), mean)}
+
+
+@pytest.mark.parametrize("scope", ["global", "device_batch"])
+def test_gradient_clipping_scope_on_one_device(scope):
+    batches = clip_batches(0)
+    trained = dict(clipped_run(batches, scope).named_parameters())
+    expected = reference_step([batches], scope)
+    other = reference_step([batches], "global" if scope == "device_batch" else "device_batch")
+    for name, value in expected.items():
+        torch.testing.assert_close(trained[name], value, rtol=1e-5, atol=1e-6)
+    assert any(not torch.allclose(expected[n], other[n]) for n in expected)  # the two scopes differ here
+
+
+def _ddp_rank(rank: int, port: int, out: str) -> None:
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    os.environ.update(NODE_RANK="0", RANK=str(rank))
+    torch.set_num_threads(1)
+    net = clipped_run(clip_batches(rank), "device_batch", devices=2)
+    if rank == 0:
+        torch.save({k: v.detach() for k, v in net.state_dict().items()}, out)
+
+
+def test_device_batch_clipping_under_ddp_clips_before_the_mean_over_ranks(tmp_path):
+    """2 CPU processes (gloo): each rank's micro-batches are clipped before DDP's mean, which the module does once
+    the clipping is done (DDP's own all-reduce is held back by a no-op communication hook)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # fork: the ranks share this process's imports (spawning two fresh interpreters costs 15-30 s here)
+    mp.start_processes(_ddp_rank, args=(port, str(tmp_path / "net.pt")), nprocs=2, start_method="fork")
+    trained = torch.load(tmp_path / "net.pt", weights_only=True)
+    expected = reference_step([clip_batches(0), clip_batches(1)], "device_batch")
+    for name, value in expected.items():
+        torch.testing.assert_close(trained[name], value, rtol=1e-5, atol=1e-6)

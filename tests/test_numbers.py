@@ -503,30 +503,52 @@ def test_epic_breakdown_matches_the_official_definitions():
     assert 0 <= got["val/epic_overall/action_top5"] <= 1
 
 
-def validate_submission(submission: dict, timestamps_csv) -> None:
-    """The rules of the official EPIC-KITCHENS-100 action-recognition validator."""
+def validate_submission(path, timestamps_csv) -> dict:
+    """The EPIC-KITCHENS-100 action-recognition upload, checked against the format's rules (not this project's
+    writer): a zip archive holding exactly one `test.json` (the organisers' C1-Action-Recognition
+    `write_submission_file`); the JSON object has `version` "0.2", `challenge` "action_recognition", the three
+    self-reported supervision levels as integers 0-5 (`create_submission.py`: choices 0..5) and `results`: every
+    narration id of EPIC_100_test_timestamps.csv exactly once, each with a score for every verb ("0".."96") and
+    every noun ("0".."299") as a number, and optionally up to 100 "verb,noun" action scores. Returns the JSON."""
     import csv
+    import json
+    import math
+    import zipfile
 
+    assert zipfile.is_zipfile(path)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.namelist() == ["test.json"]
+
+        def no_duplicate_keys(pairs):
+            assert len({k for k, _ in pairs}) == len(pairs), "a key appears twice"
+            return dict(pairs)
+
+        submission = json.loads(archive.read("test.json").decode("utf-8"), object_pairs_hook=no_duplicate_keys)
     with open(timestamps_csv, newline="") as f:
         ids = [row["narration_id"] for row in csv.DictReader(f)]
+    assert set(submission) == {"version", "challenge", "sls_pt", "sls_tl", "sls_td", "results"}
     assert submission["version"] == "0.2" and submission["challenge"] == "action_recognition"
     for key in ("sls_pt", "sls_tl", "sls_td"):
         assert type(submission[key]) is int and 0 <= submission[key] <= 5
     assert sorted(submission["results"]) == sorted(ids) and len(ids) == len(set(ids))  # each id exactly once
     for entry in submission["results"].values():
+        assert {"verb", "noun"} <= set(entry) <= {"verb", "noun", "action"}
         assert sorted(entry["verb"], key=int) == [str(c) for c in range(97)]
         assert sorted(entry["noun"], key=int) == [str(c) for c in range(300)]
-        assert all(type(v) is float for v in [*entry["verb"].values(), *entry["noun"].values()])
         actions = entry.get("action", {})
-        assert len(actions) <= 100 and all(type(v) is float for v in actions.values())
+        assert len(actions) <= 100
         for key in actions:
             v, n = (int(x) for x in key.split(","))
             assert 0 <= v < 97 and 0 <= n < 300
+        scores = [*entry["verb"].values(), *entry["noun"].values(), *actions.values()]
+        assert all(type(v) in (int, float) and math.isfinite(v) for v in scores)
+    return submission
 
 
 def test_eval_on_the_epic_test_timestamps_writes_a_valid_submission(tmp_path):
     import json
     import shutil
+    import zipfile
 
     from tests.conftest import compose_config
     from tests.fixtures import releases
@@ -576,8 +598,18 @@ def test_eval_on_the_epic_test_timestamps_writes_a_valid_submission(tmp_path):
     test += ["eval.submission.sls_pt=2", "eval.submission.sls_tl=3", "eval.submission.sls_td=3"]
     cfg = compose_config("eval", [*test, "trainer.accelerator=cpu"], output_dir=tmp_path / "sub")
     evaluate(cfg, overrides=test)
-    submission = json.loads((tmp_path / "sub" / "epic100_submission_test.json").read_text())
-    validate_submission(submission, annotations / "EPIC_100_test_timestamps.csv")
+    upload = tmp_path / "sub" / "epic100_submission_test.zip"
+    timestamps = annotations / "EPIC_100_test_timestamps.csv"
+    submission = validate_submission(upload, timestamps)
+    # the validator rejects what the challenge server would: a file under another name, an id missing
+    with zipfile.ZipFile(tmp_path / "renamed.zip", "w") as archive:
+        archive.writestr("submission.json", json.dumps(submission))
+    missing = {**submission, "results": dict(list(submission["results"].items())[1:])}
+    with zipfile.ZipFile(tmp_path / "missing.zip", "w") as archive:
+        archive.writestr("test.json", json.dumps(missing))
+    for broken in ("renamed.zip", "missing.zip"):
+        with pytest.raises(AssertionError):
+            validate_submission(tmp_path / broken, timestamps)
     # the scores are the softmax of the logits of the one view, and actions rank verb x noun products
     first = submission["results"]["P01_101_10"]
     assert sum(first["verb"].values()) == pytest.approx(1) and sum(first["noun"].values()) == pytest.approx(1)

@@ -69,7 +69,14 @@ def test_an_unwritable_checkpoint_or_output_folder_is_named(tmp_path):
 
 
 def test_a_negative_learning_rate_is_named(tmp_path):
-    fails_before_work(["optim.optimizer.lr=-0.1"], tmp_path, r"^optim.optimizer.lr: -0.1 is negative")
+    fails_before_work(["optim.optimizer.lr=-0.1"], tmp_path, r"^optim.optimizer.lr=-0.1: expected a number >= 0")
+
+
+def test_device_batch_clipping_with_fsdp_or_fp16_is_named(tmp_path):
+    """Clipping each device batch needs its whole, unscaled gradient: not sharded (FSDP), not loss-scaled (fp16)."""
+    scope = "optim.grad_clip_scope=device_batch"
+    fails_before_work([scope, "trainer=fsdp"], tmp_path, r"^optim.grad_clip_scope=device_batch: FSDP shards")
+    fails_before_work([scope, "trainer.precision=16-mixed"], tmp_path, r"^optim.grad_clip_scope=device_batch: trainer")
 
 
 def test_more_cpu_devices_than_cores_is_named(tmp_path):
@@ -77,7 +84,7 @@ def test_more_cpu_devices_than_cores_is_named(tmp_path):
     fails_before_work(
         ["trainer.accelerator=cpu", f"trainer.devices={cores + 1}"],
         tmp_path,
-        rf"^trainer.devices: {cores + 1} CPU processes asked for, but this machine has {cores} cores",
+        rf"^trainer.devices={cores + 1}: {cores + 1} CPU processes asked for, but this machine has {cores} CPU cores",
     )
 
 

@@ -195,11 +195,27 @@ def test_model_3_zero_init_makes_the_temporal_branch_exactly_zero_and_trainable(
     model = vivit("fsa")
     initialise(model, path, temporal_init="zero")
     block = model.blocks[1]
+    assert torch.equal(block.temporal_attn.proj.weight, torch.zeros(32, 32))
+    assert block.temporal_attn.qkv.weight.abs().min() > 0  # q, k, v keep their (non-zero) random init
     x = torch.randn(2, 64, 32, requires_grad=True)
     out = block.temporal(x)
     assert torch.equal(out, x)  # x + temporal attention(LN(x)), whose output is exactly 0
     (out * torch.randn_like(out)).sum().backward()
     assert block.temporal_attn.proj.weight.grad.abs().sum() > 0  # not a dead branch
+
+    # the paper's words (scenic: zero attention kernels, init_temporal_transformer=False): every weight zero,
+    # the same identity at the start, but no weight of the branch ever gets a gradient: only the output bias does
+    literal = vivit("fsa")
+    report = initialise(literal, path, temporal_init="zero_all")
+    attn = literal.blocks[1].temporal_attn
+    assert all(torch.equal(p, torch.zeros_like(p)) for p in attn.parameters())
+    assert report.adapted["blocks.1.temporal_attn.qkv.weight"] == "zero (all weights)"
+    out = literal.blocks[1].temporal(x)
+    assert torch.equal(out, x)
+    (out * torch.randn_like(out)).sum().backward()
+    assert torch.equal(attn.qkv.weight.grad, torch.zeros_like(attn.qkv.weight))
+    assert torch.equal(attn.proj.weight.grad, torch.zeros_like(attn.proj.weight))
+    assert attn.proj.bias.grad.abs().sum() > 0
 
     copied = vivit("fsa")
     initialise(copied, path, temporal_init="copy")

@@ -212,7 +212,7 @@ def test_run_folders_made_at_the_same_moment_never_collide(tmp_path):
 
 
 def test_resume_repeats_the_runs_overrides_in_its_folder(tmp_path):
-    from vivit.runtime.runs import resume_arguments
+    from vivit.runtime.resume import resume_arguments
 
     run = tmp_path / "runs" / "2026-12-03_10-00-00"
     (run / ".hydra").mkdir(parents=True)
@@ -223,9 +223,13 @@ def test_resume_repeats_the_runs_overrides_in_its_folder(tmp_path):
     (run / "checkpoints" / "last.ckpt").write_bytes(b"")
     args = resume_arguments(["train.py", f"resume={run}", "trainer.max_epochs=8"])
     assert args[1:4] == ["trainer.max_epochs=4", "data.root=/d", "trainer.max_epochs=8"]  # the later one wins
-    assert args[4:] == [f'resume="{run}"', f'ckpt_path="{run}/checkpoints/last.ckpt"', f'hydra.run.dir="{run}"']
+    same_folder = [f'hydra.run.dir="{run}"', "hydra.output_subdir=null"]  # Hydra rewrites none of the run's records
+    assert args[4:] == [f'resume="{run}"', f'ckpt_path="{run}/checkpoints/last.ckpt"', *same_folder]
+    # a continuation that started recorded its overrides beside the first ones: the next resume replays those
+    (run / ".hydra" / "continued.yaml").write_text("- trainer.max_epochs=8\n- data.root=/d\n- resume=x\n")
+    assert resume_arguments(["train.py", f"resume={run}"])[1:3] == ["trainer.max_epochs=8", "data.root=/d"]
     # ckpt_path= a run's last.ckpt continues in that folder; another checkpoint branches off into a new one
-    assert resume_arguments(["train.py", f"ckpt_path={run}/checkpoints/last.ckpt"])[-1] == f'hydra.run.dir="{run}"'
+    assert resume_arguments(["train.py", f"ckpt_path={run}/checkpoints/last.ckpt"])[-2:] == same_folder
     (run / "checkpoints" / "epoch001.ckpt").write_bytes(b"")
     assert resume_arguments(["train.py", f"ckpt_path={run}/checkpoints/epoch001.ckpt"]) == [
         "train.py",
@@ -234,7 +238,7 @@ def test_resume_repeats_the_runs_overrides_in_its_folder(tmp_path):
 
 
 def test_the_stop_message_gives_the_readme_command_of_the_way_the_run_was_started(tmp_path, monkeypatch):
-    from vivit.runtime.runs import resume_command
+    from vivit.runtime.resume import resume_command
 
     run = tmp_path / "outputs" / "train" / "runs" / "2026-12-03_10-43-51"
     (run / ".hydra").mkdir(parents=True)

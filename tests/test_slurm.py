@@ -40,10 +40,17 @@ def fake_slurm(bin_dir: Path, log: Path) -> None:
 
 
 def submit(
-    tmp_path: Path, overrides: list[str], sweep: list[list[str]], task_function, monkeypatch, sweep_dir: bool = True
+    tmp_path: Path,
+    overrides: list[str],
+    sweep: list[list[str]],
+    task_function,
+    monkeypatch,
+    sweep_dir: bool = True,
+    command: str = "train",
+    launcher: str = "slurm",
 ) -> list[str]:
-    """Compose `-m hydra/launcher=slurm <overrides>`, and let the real launcher submit `sweep` (one list of
-    overrides per job) through submitit to the fake sbatch. Returns the sbatch scripts."""
+    """Compose `-m hydra/launcher=<launcher> <overrides>` for conf/<command>.yaml, and let the real launcher submit
+    `sweep` (one list of overrides per job) through submitit to the fake sbatch. Returns the sbatch scripts."""
     import submitit
     from hydra._internal.callbacks import Callbacks
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
@@ -56,8 +63,8 @@ def submit(
     monkeypatch.setattr(submitit.core.core.Job, "results", lambda self: [None])
     fixed = [f"hydra.sweep.dir={tmp_path / 'sweep'}"] if sweep_dir else []  # else: outputs/.../multiruns/<time>
     cfg = compose_config(
-        "train", ["hydra/launcher=slurm", "hydra.mode=MULTIRUN", *fixed, "hydra.job.name=train", *overrides]
-    )  # train.py's job name
+        command, [f"hydra/launcher={launcher}", "hydra.mode=MULTIRUN", *fixed, f"hydra.job.name={command}", *overrides]
+    )  # the command's job name
     launcher = instantiate(cfg.hydra.launcher)
     loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF)))
     launcher.setup(

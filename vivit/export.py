@@ -34,6 +34,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--onnx", help="also write an ONNX file here (needs onnx and onnxscript)")
     parser.add_argument("--batch", type=int, default=2, help="batch of the example used to trace (default 2)")
     parser.add_argument("--atol", type=float, default=1e-4, help="largest allowed difference from eager")
+    parser.add_argument(
+        "--trusted",
+        action="store_true",
+        help="read a checkpoint that pickles other objects than tensors (only a file you made: unpickling runs code)",
+    )
     args = parser.parse_args(argv)
     if args.onnx:
         missing = missing_onnx_packages()
@@ -43,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "(or pip install .[export])"
             )
     try:
-        model = load_checkpoint(args.ckpt)
+        model = load_checkpoint(args.ckpt, trusted=args.trusted)
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
     check = example_clip(model, args.batch + 1, seed=1)  # another batch size than traced: the batch is dynamic

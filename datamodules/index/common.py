@@ -4,7 +4,9 @@ files, one-pass folder listings, skipped-row reporting, and the on-disk record c
 A release index turns annotation files into `VideoRecord`s. Building the records of a full release means
 parsing ~250k annotation rows and listing ~250k video files, so the result is cached (JSON columns, under
 `cache_dir`) and keyed by the size and modification time of every annotation file and video folder it read:
-adding or removing a video changes its folder's mtime, editing an annotation file changes its own.
+adding or removing a video changes its folder's mtime, editing an annotation file changes its own. A record's
+path is stored relative to the release root and read back under it, so a cache file can point only at files of the
+release it was asked about: a row that leaves the root (an absolute path, `..`) makes the file rebuilt.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from vivit.common.files import write_atomically
@@ -24,7 +26,7 @@ from ..records import VIDEO_SUFFIXES, VideoRecord
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-CACHE_VERSION = 2  # bump when what an index builds changes (2: JSON columns)
+CACHE_VERSION = 3  # bump when what an index builds changes (2: JSON columns, 3: paths relative to the root)
 
 
 def default_cache_dir() -> Path:
@@ -142,16 +144,29 @@ class RecordCache:
 FIELDS = ("path", "label", "id", "start", "end", "fps", "frame_template", "first_index")
 
 
-def pack(records: Sequence[VideoRecord]) -> dict[str, list]:
-    return {"path": [str(r.path) for r in records], **{f: [getattr(r, f) for r in records] for f in FIELDS[1:]}}
+def pack(records: Sequence[VideoRecord], root: Path) -> dict[str, list]:
+    """Records as JSON columns, their paths relative to the release `root` (every record of a release is under it)."""
+    paths = [Path(r.path).relative_to(root).as_posix() for r in records]
+    return {"path": paths, **{f: [getattr(r, f) for r in records] for f in FIELDS[1:]}}
 
 
-def unpack(columns: Mapping[str, Sequence]) -> list[VideoRecord]:
-    """Records from `pack`'s columns; a TypeError/KeyError/ValueError if `columns` is not what `pack` makes."""
+def unpack(columns: Mapping[str, Sequence], root: Path) -> list[VideoRecord]:
+    """Records from `pack`'s columns, under `root`; a TypeError/KeyError/ValueError if `columns` is not what `pack`
+    makes, or a row's path leaves the root."""
     fields = [columns[f] for f in FIELDS]
     if len({len(values) for values in fields}) != 1:
         raise ValueError("columns of different lengths")
-    return [VideoRecord(Path(path), *rest) for path, *rest in zip(*fields)]
+    return [VideoRecord(under(root, path), *rest) for path, *rest in zip(*fields)]
+
+
+def under(root: Path, relative: str) -> Path:
+    """`root / relative` for a path that stays under `root`; a ValueError for one that leaves it."""
+    if not isinstance(relative, str):
+        raise TypeError(f"a row's path is not a string: {relative!r}")
+    part = PurePosixPath(relative)
+    if part.is_absolute() or ".." in part.parts or PureWindowsPath(relative).drive:
+        raise ValueError(f"a row points outside the dataset root: {relative!r}")
+    return root / part
 
 
 def _class_names(value: Any) -> list[str] | dict[str, list[str]]:
@@ -210,11 +225,11 @@ class ReleaseIndex:
 
             def dump(value: tuple[list[VideoRecord], int, int]) -> list:
                 records, missing, total = value
-                return [pack(records), missing, total]
+                return [pack(records, self.root), missing, total]
 
             def load(value: list) -> tuple[list[VideoRecord], int, int]:
                 columns, missing, total = value
-                return unpack(columns), int(missing), int(total)
+                return unpack(columns, self.root), int(missing), int(total)
 
             records, missing, total = self.cache.get(
                 f"{self.cache_name()}-{split}", self.split_inputs(split), params, build, load=load, dump=dump

@@ -23,7 +23,7 @@ default; set it to EPIC_100_test_timestamps.csv for a challenge submission (no l
 What the evaluation reports beyond top-1/top-5 is declared here, for vivit.evaluation to consume: actions are
 the (verb, noun) pairs ranked by the product of the two softmaxes (`combined_heads`), the official breakdown is
 overall / unseen participants / tail classes (`evaluation_subsets`), and an unlabelled split writes the challenge
-JSON (`submission`).
+file (`submission`): a zip archive holding `test.json`, ready to upload.
 """
 
 from __future__ import annotations
@@ -63,7 +63,10 @@ class EpicKitchens100(ReleaseIndex):
 
     name = "EPIC-KITCHENS-100"
     combined_heads = {"action": ("noun", "verb")}  # an action is a (verb, noun) pair, scored jointly
-    submission_file = "epic100_submission_{split}.json"
+    # the action-recognition challenge takes a zip archive holding one `test.json` (the organisers' writer,
+    # epic-kitchens/C1-Action-Recognition utils/challenge.py, zips it the same way)
+    submission_file = "epic100_submission_{split}.zip"
+    submission_archive_member = "test.json"
     layout = (
         "<root>/PXX/rgb_frames/PXX_YY/frame_%010d.jpg (source=frames) or <root>/PXX/videos/PXX_YY.MP4 "
         "(source=videos), annotations from epic-kitchens-100-annotations (EPIC_100_*.csv)"

@@ -26,6 +26,10 @@ SPLITS = {
 }
 
 
+# The releases by their class count: the paper's numbers come from v1, the download is the current release
+RELEASES = {339: "MiT v1, the paper's release", 305: "the current release, Moments_in_Time_Raw"}
+
+
 class MomentsInTime(ReleaseIndex):
     name = "Moments in Time"
     layout = (
@@ -38,6 +42,11 @@ class MomentsInTime(ReleaseIndex):
 
     def check(self) -> None:
         self.categories_file()
+
+    @staticmethod
+    def describe_classes(count: int) -> str | None:
+        """Which MiT release has `count` classes (a class-count mismatch says which folder was found)."""
+        return RELEASES.get(count)
 
     def load_classes(self) -> list[str]:
         path = self.categories_file()

@@ -16,13 +16,15 @@ of the videos) and then:
 
 Datasets take part through optional attributes of their index, so nothing here names a dataset:
 `combined_heads` (pairs of heads scored jointly, EPIC's action = noun x verb), `evaluation_subsets(split, records)`,
-and `submission(ids, logits, options)` with `submission_file`.
+and `submission(ids, logits, options)` with `submission_file` (and `submission_archive_member`: the name of the
+JSON inside a zip archive, EPIC's `test.json`, or None for a plain JSON file).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,7 +36,7 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 
-from vivit.common.files import write_atomically
+from vivit.common.files import atomic_path, write_atomically
 from vivit.datamodules.reader import READ_ERRORS
 from vivit.datamodules.sampling import centre_indices
 from vivit.tracking.dashboards import log_test_outputs
@@ -264,9 +266,15 @@ class SplitEvaluation(L.Callback):
         return samples
 
     def _write_submission(self, data_index: Any, split: str, scored: Scored) -> Path:
+        """The challenge file, ready to upload: the JSON, or a zip archive holding it (EPIC's `test.json`)."""
         content = data_index.submission([r.id for r in scored.records], scored.logits, self.submission_options)
         path = self.output_dir / data_index.submission_file.format(split=split)
-        return write_atomically(path, json.dumps(content))
+        member = getattr(data_index, "submission_archive_member", None)
+        if member is None:
+            return write_atomically(path, json.dumps(content))
+        with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(member, json.dumps(content))
+        return path
 
     def _write_predictions(self, split: str, scored: Scored) -> Path:
         """Per-video logits (averaged over views) keyed by the records' ids, e.g. for a benchmark submission."""

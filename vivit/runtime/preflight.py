@@ -1,16 +1,19 @@
-"""Checks made before any work (dataset generation, decoding, the first step): each mistake is one line naming the
-config key or the file, instead of a traceback after an epoch.
+"""Checks made before any work (the run folder, dataset generation, decoding, the first step): each mistake is one
+line naming the config key or the file, instead of a traceback after an epoch.
 
-`check_before_work(cfg, stage)` runs first in `vivit.tasks.build.build`: output and checkpoint folders writable,
-the learning rate not negative, no more CPU processes than cores, and for `train.py ckpt_path=` a complete training
-checkpoint. `check_fits(net, checkpoint, cfg)` runs once the model is built, before the data: the checkpoint to
-resume or evaluate must fit the model config, and the message names the model keys that differ.
+`check_before_work(cfg, stage)` runs before Hydra makes the run folder (vivit.tasks.command) and again first in
+`vivit.tasks.build.build`: the schema of every key, the `_target_`s' arguments and the hardware
+(vivit.runtime.schema), output and checkpoint folders writable, the data root a folder, the model buildable, a
+`model.init` file readable as data, a gradient clipping
+scope the strategy and precision allow, and for `train.py ckpt_path=` a complete training checkpoint.
+`check_fits(net, checkpoint, cfg)` runs once the model is built, before the data: the checkpoint to resume or
+evaluate must fit the model config, and the message names the model keys that differ.
 `read_checkpoint_argument` reads the checkpoint eval.py and predict.py are given, or says in one line why not.
+Every file is read with `weights_only=True` (vivit.common.files) unless the command line says `trusted=true`.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +24,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from vivit.common.files import NotPlainData, load_torch_file
 from vivit.models import INIT_KEYS
-from vivit.weights.checkpoint import backbone_weights, read_checkpoint
+from vivit.models.flops import build_meta_model
+from vivit.weights.checkpoint import VIDEO_CHECKPOINT_SUFFIXES, backbone_weights, read_checkpoint
 
-from .errors import ConfigError
+from .errors import ConfigError, reported_as
+from .schema import check_run_config
+from .trust import check_read_back
+
+TORCH_FILE_SUFFIXES = (*VIDEO_CHECKPOINT_SUFFIXES, ".pth", ".bin")  # pickled by torch.save: read as data
 
 RESUME_KEYS = ("state_dict", "optimizer_states", "loops")  # what Lightning needs to continue a run
 
@@ -39,21 +47,32 @@ class Checkpoint:
     global_step: int | None = None  # where a resumed run's logs continue from (None: unknown)
 
 
-def check_before_work(cfg: DictConfig, stage: str) -> Checkpoint | None:
+def check_before_work(cfg: DictConfig, stage: str, output_key: str = "paths.output_dir") -> Checkpoint | None:
     """Raise a one-line ConfigError for a mistake that would otherwise surface after work; for `train.py
-    ckpt_path=`, return the checkpoint (read without its tensors' data) for `check_fits`."""
-    for key, folder in _output_folders(cfg, stage):
+    ckpt_path=`, return the checkpoint (read without its tensors' data) for `check_fits`. `output_key`: the key
+    to name for the run folder (before Hydra makes it: `paths.log_dir`, or `hydra.run.dir` when given)."""
+    check_run_config(cfg)
+    for key, folder in _output_folders(cfg, stage, output_key):
         check_writable(folder, key)
-    _check_learning_rate(cfg)
-    _check_cpu_devices(cfg)
+    check_data_root(cfg)
+    fresh = stage == "fit" and not cfg.get("ckpt_path")
+    check_model(cfg)
+    if fresh:
+        check_init_file(cfg)
+    _check_grad_clip_scope(cfg)
     if stage == "fit" and cfg.get("ckpt_path"):  # `train=false ckpt_path=...` only tests it: weights suffice
-        return read_resume_checkpoint(str(cfg.ckpt_path), resume=cfg.get("train", True))
+        return read_resume_checkpoint(str(cfg.ckpt_path), resume=cfg.get("train", True), trusted=trusted(cfg))
     return None
 
 
-def _output_folders(cfg: DictConfig, stage: str) -> list[tuple[str, str]]:
+def trusted(cfg: DictConfig) -> bool:
+    """`trusted=true` on the command line: files may pickle any object (see vivit.runtime.trust)."""
+    return bool(cfg.get("trusted", False))
+
+
+def _output_folders(cfg: DictConfig, stage: str, output_key: str) -> list[tuple[str, str]]:
     """(config key, folder) of everything the run writes: its folder, the callbacks' and loggers' folders."""
-    folders = [("paths.output_dir", cfg.paths.output_dir)]
+    folders = [(output_key, cfg.paths.output_dir)]
     groups = ("callbacks", "logger") if stage == "fit" else ("logger",)
     for group in groups:
         for name, node in (cfg.get(group) or {}).items():
@@ -82,43 +101,72 @@ def check_writable(folder: str | Path, key: str) -> None:
     raise ConfigError(f"{key}: cannot write to '{path}': {reason}; set {key}=... to a folder you can write to.")
 
 
-def _check_learning_rate(cfg: DictConfig) -> None:
-    optimizer = (cfg.get("optim") or {}).get("optimizer") or {}
-    lr = optimizer.get("lr")
-    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr < 0:
+def check_data_root(cfg: DictConfig) -> None:
+    """`data.root`, when it exists, is a folder (a release, or where the synthetic set is generated)."""
+    root = OmegaConf.select(cfg, "data.root", default=None)
+    if isinstance(root, str) and Path(root).expanduser().is_file():
         raise ConfigError(
-            f"optim.optimizer.lr: {lr} is negative; expected a learning rate >= 0 "
-            "(e.g. optim.optimizer.lr=0.1, the paper's base LR for a global batch of 64)."
+            f"data.root={root}: a file, not a folder; set data.root to the dataset's folder (for a list of videos "
+            "see data=folder in docs/data.md)."
         )
 
 
-def _check_cpu_devices(cfg: DictConfig) -> None:
-    trainer = cfg.get("trainer") or {}
-    accelerator, devices = str(trainer.get("accelerator", "auto")), trainer.get("devices", 1)
-    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    if not on_cpu or not (isinstance(devices, int) or str(devices).isdigit()):
+def check_model(cfg: DictConfig) -> None:
+    """The model config builds (on the meta device: no memory, no time): the registry's class, keys it takes, and
+    the model's own checks (geometry, heads, rates), each a line naming its `model.` key."""
+    if not isinstance(cfg.get("model"), DictConfig):
         return
-    cores = os.cpu_count() or 1
-    if int(devices) > cores:
+    with reported_as("model"):
+        config = OmegaConf.to_container(cfg.model, resolve=True)
+        classes = OmegaConf.select(cfg, "data.num_classes", default=None)
+        build_meta_model({**config, "num_classes": classes or 2})  # the data decides the classes: any count builds
+
+
+def check_init_file(cfg: DictConfig) -> None:
+    """`model.init`, when it is a local PyTorch file, is there and holds tensors and plain containers only (or
+    `trusted=true`): read as data now, not after the dataset is generated."""
+    init = OmegaConf.select(cfg, "model.init", default=None)
+    if not isinstance(init, str) or Path(init).suffix not in TORCH_FILE_SUFFIXES:
+        return  # a timm name, a .safetensors or .npz file: nothing to unpickle
+    if not Path(init).expanduser().is_file():
+        raise ConfigError(f"model.init={init}: no such file; give a weights file, a checkpoint or a timm model name.")
+    try:
+        load_torch_file(Path(init).expanduser(), mmap=True, trusted=trusted(cfg))
+    except ValueError as error:  # NotPlainData (not trusted), not a torch file, truncated
+        raise ConfigError(f"model.init: {error}") from error
+
+
+def _check_grad_clip_scope(cfg: DictConfig) -> None:
+    """Clipping each device batch's gradient needs whole, unscaled gradients on every device."""
+    if (cfg.get("module") or {}).get("grad_clip_scope") != "device_batch":
+        return
+    trainer = cfg.get("trainer") or {}
+    strategy, precision = str(trainer.get("strategy", "")), str(trainer.get("precision", ""))
+    if "fsdp" in strategy.lower():
         raise ConfigError(
-            f"trainer.devices: {devices} CPU processes asked for, but this machine has {cores} cores; "
-            f"set trainer.devices=1..{cores} (or trainer.accelerator=gpu on a GPU machine)."
+            "optim.grad_clip_scope=device_batch: FSDP shards the gradients, so no device holds a batch's whole "
+            "gradient to clip; use optim.grad_clip_scope=global with trainer=fsdp."
+        )
+    if precision.startswith("16"):
+        raise ConfigError(
+            f"optim.grad_clip_scope=device_batch: trainer.precision={precision} scales the loss, and every "
+            "micro-batch's gradient with it; use trainer.precision=bf16-mixed or 32-true."
         )
 
 
-def read_resume_checkpoint(path: str, resume: bool = True) -> Checkpoint:
+def read_resume_checkpoint(path: str, resume: bool = True, trusted: bool = False) -> Checkpoint:
     """The checkpoint `train.py ckpt_path=` resumes from, checked: present, a complete torch archive (an
-    interrupted write leaves it without its zip directory), with the state Lightning resumes (`resume`; else
-    weights suffice). Tensors are memory-mapped, not read."""
+    interrupted write leaves it without its zip directory), holding only tensors and plain containers (or
+    `trusted`), with the state Lightning resumes (`resume`; else weights suffice). Tensors are memory-mapped."""
     if not Path(path).is_file():
         raise ConfigError(
             f"ckpt_path: no checkpoint file at '{path}'; pass the last.ckpt of a train.py run "
             "(outputs/train/runs/<time>/checkpoints/last.ckpt)."
         )
     try:
-        checkpoint = load_torch_file(path, mmap=True)
-    except NotPlainData:  # objects beyond tensors: Lightning reads it; no fit check, the step is unknown
-        return Checkpoint(path, {}, None, "resume")
+        checkpoint = load_torch_file(path, mmap=True, trusted=trusted)
+    except NotPlainData as error:  # objects beyond tensors: Lightning would unpickle them (and run their code)
+        raise ConfigError(f"ckpt_path: {error}.") from error
     except ValueError as error:  # not a torch file, truncated, damaged
         raise ConfigError(f"ckpt_path: {error}; resume from an earlier checkpoint of the run.") from error
     needed = RESUME_KEYS if resume else RESUME_KEYS[:1]
@@ -181,11 +229,12 @@ def _config_differences(cfg: DictConfig, saved: dict[str, Any] | None, num_class
     ]
 
 
-def read_checkpoint_argument(ckpt_path: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_checkpoint_argument(ckpt_path: str, trusted: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The backbone weights and the config of the checkpoint that eval.py or predict.py were given (a train.py
-    checkpoint or a converted file), or a ConfigError."""
+    checkpoint or a converted file), or a ConfigError. Its config is data: the model it names must be one of the
+    registry (vivit.runtime.trust), unless `trusted`."""
     try:
-        weights, config = read_checkpoint(ckpt_path)
+        weights, config = read_checkpoint(ckpt_path, trusted)
     except FileNotFoundError as error:
         raise ConfigError(
             f"ckpt_path: no checkpoint file at '{ckpt_path}'. Pass the .ckpt of a train.py run "
@@ -198,4 +247,8 @@ def read_checkpoint_argument(ckpt_path: str) -> tuple[dict[str, torch.Tensor], d
             f"ckpt_path: '{ckpt_path}' holds no ViViT config (key 'vivit_config'); "
             "it was not written by train.py or vivit.convert."
         )
+    if not trusted:
+        for part in ("source", "resolved"):
+            model = (config.get(part) or {}).get("model")
+            check_read_back(model, f"vivit_config.{part}.model", f"ckpt_path: '{ckpt_path}'", group="model")
     return weights, config

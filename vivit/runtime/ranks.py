@@ -6,6 +6,8 @@ saves the job's resolved config in the job's folder and starts every extra rank 
 
     python train.py -cp <job dir>/.hydra -cn ranks hydra.run.dir=<job dir> hydra.output_subdir=null
 
+(a resumed job writes ranks_2.yaml, ...: the run's files are never rewritten, vivit.runtime.runs.write_once)
+
 so all ranks share the job's folder and values (also `${now:...}` and `${hydra:...}`, resolved once by rank 0).
 `one_job()` around a job destroys its process group, waits for (or kills) its ranks and restores the
 environment, so the next job of the sweep gets a fresh MASTER_PORT and its own process count.
@@ -34,24 +36,26 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import __main__
 
+from .runs import write_once
+
 log = logging.getLogger(__name__)
 
-RANKS_CONFIG = "ranks"  # <job dir>/.hydra/ranks.yaml: the resolved config the extra ranks start from
+RANKS_CONFIG = "ranks"  # <job dir>/.hydra/ranks[_N].yaml: the resolved config the extra ranks start from
 DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 _children: list[subprocess.Popen] = []  # the extra ranks of the job running in this process
 
 
-def rank_command(local_rank: int, config_dir: Path, run_dir: Path, job_name: str) -> list[str]:
-    """The command line of one extra rank: the entry point, started from the job's saved config."""
+def rank_command(local_rank: int, ranks_config: Path, run_dir: Path, job_name: str) -> list[str]:
+    """The command line of one extra rank: the entry point, started from the job's saved config `ranks_config`."""
     spec = getattr(__main__, "__spec__", None)
     entry = ["-m", spec.name] if spec is not None else [os.path.abspath(sys.argv[0])]
     return [
         sys.executable,
         *entry,
         "-cp",
-        str(config_dir),
+        str(ranks_config.parent),
         "-cn",
-        RANKS_CONFIG,
+        ranks_config.stem,
         f'hydra.run.dir="{run_dir}"',
         "hydra.output_subdir=null",
         f"hydra.job.name={job_name}_rank{local_rank}",
@@ -61,9 +65,9 @@ def rank_command(local_rank: int, config_dir: Path, run_dir: Path, job_name: str
 class JobRankLauncher(_SubprocessScriptLauncher):
     """Lightning's script launcher, with the extra ranks started by `rank_command` and watched by `_watch`."""
 
-    def __init__(self, launcher: _SubprocessScriptLauncher, config_dir: Path, run_dir: Path, job_name: str) -> None:
+    def __init__(self, launcher: _SubprocessScriptLauncher, ranks_config: Path, run_dir: Path, job_name: str) -> None:
         super().__init__(launcher.cluster_environment, launcher.num_processes, launcher.num_nodes)
-        self.config_dir, self.run_dir, self.job_name = config_dir, run_dir, job_name
+        self.ranks_config, self.run_dir, self.job_name = ranks_config, run_dir, job_name
 
     def launch(self, function: Callable, *args: Any, trainer: L.Trainer | None = None, **kwargs: Any) -> Any:
         self.cluster_environment.validate_settings(num_devices=self.num_processes, num_nodes=self.num_nodes)
@@ -85,7 +89,7 @@ class JobRankLauncher(_SubprocessScriptLauncher):
             WORLD_SIZE=str(self.num_processes * self.num_nodes),
         )
         for local_rank in range(1, self.num_processes):
-            command = rank_command(local_rank, self.config_dir, self.run_dir, self.job_name)
+            command = rank_command(local_rank, self.ranks_config, self.run_dir, self.job_name)
             proc = subprocess.Popen(command, env={**os.environ, "LOCAL_RANK": str(local_rank)}, cwd=get_original_cwd())
             self.procs.append(proc)
             _children.append(proc)
@@ -113,9 +117,10 @@ def start_ranks_from_job(trainer: L.Trainer, cfg: DictConfig) -> None:
     config_dir = run_dir / ".hydra"
     config_dir.mkdir(parents=True, exist_ok=True)
     task = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"}
-    (config_dir / f"{RANKS_CONFIG}.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(task)))
+    # a new file per start (a resumed job adds ranks_2.yaml, ...): a run's files are never rewritten
+    ranks_config = write_once(config_dir, RANKS_CONFIG, OmegaConf.to_yaml(OmegaConf.create(task)))
     # the launcher is private to the strategy; swapping it covers `trainer=ddp`, `trainer.strategy=ddp` and FSDP
-    trainer.strategy._launcher = JobRankLauncher(launcher, config_dir, run_dir, HydraConfig.get().job.name)
+    trainer.strategy._launcher = JobRankLauncher(launcher, ranks_config, run_dir, HydraConfig.get().job.name)
 
 
 @contextmanager

@@ -2,12 +2,14 @@
 
 `build(cfg, stage)` checks what would fail after work first (vivit.runtime.preflight), then instantiates the data
 module (it decides the number of classes and the test views), the backbone with that many classes (initialised
-from `model.init` when training starts), the LightningModule, the loggers (each gets the resolved config), the
-callbacks of the config and those every run has (seeding, unreadable videos, the whole-split evaluation,
-self-describing checkpoints), and the trainer; then it prepares and sets up the data, so that a missing dataset or
-annotation file is reported now, in one line, not after an epoch. What the data decides reaches the model and the
+from `model.init` when training starts), the LightningModule; it prepares the data and reads every annotation row
+the run will use (a missing dataset, annotation file or bad row is reported now, in one line, before any logger
+starts or any video is decoded); then the loggers (each gets the resolved config), the callbacks of the config and
+those every run has (seeding, unreadable videos, the whole-split evaluation, self-describing checkpoints), the
+trainer, and last the data's setup. What the data decides reaches the model and the
 checkpoints as arguments, never by writing it back into `cfg` (which only derives
-`trainer.accumulate_grad_batches` from `global_batch`, before anything is built).
+`trainer.accumulate_grad_batches` from `global_batch` and, for a run that starts training, `model.init` from
+`init_per_job` or a run or sweep folder (vivit/runtime/job_init.py), before anything is built).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from vivit.models import build_model
 from vivit.models.flops import build_meta_model, model_stats
 from vivit.runtime import preflight
 from vivit.runtime.errors import reported_as
+from vivit.runtime.job_init import NO_INIT, apply_model_init
 from vivit.runtime.ranks import apply_global_batch, start_ranks_from_job
 from vivit.runtime.slurm import check_launcher
 from vivit.tracking.console import model_line, quiet_libraries
@@ -84,14 +87,14 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> L.Trainer:
     return instantiate(node, "trainer", plugins=plugins or None, **kwargs)
 
 
-def build_net(model_config: dict[str, Any], initialised: bool) -> torch.nn.Module:
+def build_net(model_config: dict[str, Any], initialised: bool, trusted: bool = False) -> torch.nn.Module:
     """The backbone of a resolved model config; `initialised`: from its `init` (an image ViT or a video checkpoint)
-    with its `init_options`, when the config names one."""
+    with its `init_options`, when the config names one (a file read as data unless `trusted`)."""
     with reported_as("model"):
         net = build_model(model_config)
-    if initialised and model_config.get("init"):
+    if initialised and model_config.get("init") not in (None, "", NO_INIT):
         with reported_as("model.init"):
-            initialise(net, model_config["init"], **(model_config.get("init_options") or {}))
+            initialise(net, model_config["init"], **(model_config.get("init_options") or {}), trusted=trusted)
     return net
 
 
@@ -105,11 +108,14 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
         check_launcher(cfg)
     with reported_as("global_batch"):  # before preflight: its message explains a devices x batch mismatch best
         split = apply_global_batch(cfg)
+    fresh = stage == "fit" and not cfg.get("ckpt_path")  # a new run starts from model.init; a resume from its state
+    init_origin = apply_model_init(cfg) if fresh and cfg.get("train", True) else None
     resume = preflight.check_before_work(cfg, stage)
     checkpoint = checkpoint or resume
     L.seed_everything(cfg.seed, workers=True)
-    if split:
-        rank_zero_info(split)
+    for line in (split, init_origin):
+        if line:
+            rank_zero_info(line)
 
     evaluation_cfg = cfg.get("eval") or {}
     test_views = str(evaluation_cfg.get("views") or cfg.data.test_views)  # the command line's wins
@@ -118,8 +124,7 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
         num_classes = datamodule.resolve_num_classes()  # the config's, else the index's count
     with reported_as("model"):
         model_config = {**OmegaConf.to_container(cfg.model, resolve=True), "num_classes": num_classes}
-    fresh = stage == "fit" and not cfg.get("ckpt_path")  # a new run starts from model.init; a resume from its state
-    net = build_net(model_config, initialised=fresh)
+    net = build_net(model_config, initialised=fresh, trusted=preflight.trusted(cfg))
     if checkpoint is not None:
         preflight.check_fits(net, checkpoint, cfg)
     stats = model_stats(build_meta_model(model_config))
@@ -128,6 +133,15 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
     module = instantiate(
         cfg.module, "module", net=net, optimizer=cfg.optim.optimizer, combined_heads=datamodule.combined_heads
     )
+
+    tested = {"fit": "test" if cfg.get("test", True) else None, "validate": "val", "test": "test"}[stage]
+    with reported_as("data"):  # a missing release or a bad annotation row now, before any logger or video
+        datamodule.prepare_data()
+        splits = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"]}[stage]
+        for split in splits + ([tested] if tested and tested not in splits else []):
+            datamodule.index.records(split)
+    if tested is not None:
+        check_submission(datamodule, tested, evaluation_cfg.get("submission") or {})
 
     loggers = instantiate_group(cfg.get("logger"), "logger")
     if stage == "fit" and resume is not None:  # resuming: the logs of a run folder continue from its checkpoint
@@ -161,16 +175,10 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
     trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     start_ranks_from_job(trainer, cfg)  # DDP under Hydra: extra ranks re-create this job (vivit/runtime/ranks.py)
 
-    with reported_as("data"):  # surface a missing dataset root or annotation file now, not after an epoch
-        datamodule.prepare_data()
+    with reported_as("data"):
         datamodule.setup(stage)
-        if stage == "fit" and cfg.get("test", True):  # an unknown label in the test split: now, not after training
-            datamodule.index.records("test")
     if stage == "fit" and cfg.data.get("hflip"):
         warn_directions_flipped(datamodule.index.classes)
-    tested = {"fit": "test" if cfg.get("test", True) else None, "validate": "val", "test": "test"}[stage]
-    if tested is not None:
-        check_submission(datamodule, tested, evaluation_cfg.get("submission") or {})
     return Run(datamodule, module, trainer, evaluation, unreadable, test_views)
 
 

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vivit.runtime import preflight
 from vivit.runtime.errors import ConfigError
+from vivit.runtime.trust import check_read_back
 from vivit.tracking.wandb import finish_wandb
 from vivit.weights.checkpoint import plain_classes
 
@@ -33,17 +34,7 @@ SPLITS = {"val": "validate", "test": "test"}  # eval.py's split -> the trainer's
 def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
     """Evaluate `cfg.ckpt_path` on `cfg.split` with the test protocol `eval.views` (default: the data config's).
     `overrides`: the command line's (default: Hydra's), which say what the checkpoint's config gives way to."""
-    if OmegaConf.is_missing(cfg, "ckpt_path"):
-        raise ConfigError("ckpt_path: missing. Usage: python eval.py ckpt_path=PATH/TO/best.ckpt [eval.views=4x3]")
-    if cfg.split not in SPLITS:
-        raise ConfigError(f"split: expected 'val' or 'test', got '{cfg.split}'.")
-    weights, saved = preflight.read_checkpoint_argument(cfg.ckpt_path)
-    if not cfg.eval.get("merged"):  # DDP's extra ranks start from rank 0's config, already merged
-        if overrides is None:
-            overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-        cfg = merge_saved_config(cfg, saved, overrides)
-        with open_dict(cfg):
-            cfg.eval.merged = True
+    weights, saved, cfg = checked_and_merged(cfg, overrides)
     split, stage = cfg.split, SPLITS[cfg.split]
     if split == "val" and cfg.eval.get("views"):
         log.warning(
@@ -74,12 +65,38 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
     return summary
 
 
+def checked_and_merged(
+    cfg: DictConfig, overrides: list[str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any], DictConfig]:
+    """The checkpoint's weights and saved config, and the config to evaluate with (the saved model and data configs
+    merged in, checked as data: vivit.runtime.trust), or a one-line ConfigError."""
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise ConfigError("ckpt_path: missing. Usage: python eval.py ckpt_path=PATH/TO/best.ckpt [eval.views=4x3]")
+    if cfg.split not in SPLITS:
+        raise ConfigError(f"split={cfg.split}: expected one of val, test; e.g. split=val.")
+    trusted = preflight.trusted(cfg)
+    weights, saved = preflight.read_checkpoint_argument(cfg.ckpt_path, trusted)
+    if not cfg.eval.get("merged"):  # DDP's extra ranks start from rank 0's config, already merged
+        if overrides is None:
+            overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        cfg = merge_saved_config(cfg, saved, overrides, source=None if trusted else f"ckpt_path: '{cfg.ckpt_path}'")
+        with open_dict(cfg):
+            cfg.eval.merged = True
+    return weights, saved, cfg
+
+
+def check(cfg: DictConfig, output_key: str = "paths.output_dir") -> None:
+    """eval.py's checks before its run folder is made: the checkpoint, its saved config, then the merged config's."""
+    _, _, merged = checked_and_merged(cfg)
+    preflight.check_before_work(merged, SPLITS[merged.split], output_key)
+
+
 job = hydra_job(evaluate)  # what Hydra runs for each job of `eval` (a SLURM sweep's launcher pickles it)
 
 
 def main(root: str | Path | None = None) -> Any:
     """The command: `python eval.py`, `vivit-eval`, `python -m vivit.tasks.evaluate` (vivit.tasks.command)."""
-    return run_command("eval", job, root)
+    return run_command("eval", job, root, check=check)
 
 
 # Checkpoints made before the data package moved under `vivit` name it by its old top-level name.
@@ -104,8 +121,12 @@ def _renamed(target: str) -> str:
     return target
 
 
-def merge_saved_config(cfg: DictConfig, saved: dict[str, Any], overrides: list[str]) -> DictConfig:
-    """Take model and data from the checkpoint unless the command line chose them (see the module docstring)."""
+def merge_saved_config(
+    cfg: DictConfig, saved: dict[str, Any], overrides: list[str], source: str | None = None
+) -> DictConfig:
+    """Take model and data from the checkpoint unless the command line chose them (see the module docstring).
+    `source` (the checkpoint, for messages): the saved configs are data, checked before they are merged
+    (vivit.runtime.trust); None: trusted, merged as they are."""
     parsed = OverridesParser.create().parse_overrides(overrides)
     cfg = cfg.copy()
     for group in ("model", "data"):
@@ -116,7 +137,10 @@ def merge_saved_config(cfg: DictConfig, saved: dict[str, Any], overrides: list[s
                 f"{group}: the checkpoint does not say which {group} it was made for; "
                 f"choose one on the command line, e.g. `{group}=...` (see conf/{group}/)."
             )
-        node = OmegaConf.create(upgraded_targets(saved["source"][group]))
+        plain = upgraded_targets(saved["source"][group])
+        if source is not None:
+            check_read_back(plain, f"vivit_config.source.{group}", source, group=group)
+        node = OmegaConf.create(plain)
         for o in parsed:
             if o.key_or_group.startswith(group + "."):
                 OmegaConf.update(node, o.key_or_group[len(group) + 1 :], o.value(), force_add=True)

@@ -32,11 +32,11 @@ from vivit.datamodules.datamodule import VideoDataset
 from vivit.datamodules.records import VIDEO_SUFFIXES, VideoRecord
 from vivit.datamodules.sampling import parse_views
 from vivit.datamodules.transforms import EvalTransform
-from vivit.models import build_model
 from vivit.runtime.errors import ConfigError, reported_as
-from vivit.runtime.preflight import read_checkpoint_argument
+from vivit.runtime.preflight import check_writable, read_checkpoint_argument
+from vivit.runtime.schema import PREDICT_KEYS, check_keys, check_predict_device
 from vivit.training.module import as_head_dict
-from vivit.weights.checkpoint import class_names, read_checkpoint, saved_model_config
+from vivit.weights.checkpoint import build_saved_model, class_names, read_checkpoint
 
 from .command import hydra_job, run_command
 
@@ -86,10 +86,13 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if native_bf16() else None
 
 
-def load(ckpt_path: str | Path) -> tuple[torch.nn.Module, dict[str, Any], list[str] | dict[str, list[str]]]:
-    """The model (eval mode), its data protocol and its class names from a checkpoint."""
-    weights, config = read_checkpoint(ckpt_path)
-    model = build_model(saved_model_config(config, ckpt_path))
+def load(
+    ckpt_path: str | Path, trusted: bool = False
+) -> tuple[torch.nn.Module, dict[str, Any], list[str] | dict[str, list[str]]]:
+    """The model (eval mode), its data protocol and its class names from a checkpoint (read as data unless
+    `trusted`; the model is one of the registry's, vivit.weights.checkpoint.build_saved_model)."""
+    weights, config = read_checkpoint(ckpt_path, trusted)
+    model = build_saved_model(config, ckpt_path)
     model.load_state_dict(weights)
     data = {**FALLBACK, **config["resolved"].get("data", {})}
     heads = data.get("num_classes", model.num_classes)
@@ -126,14 +129,17 @@ def predict_videos(
     device: str | None = None,
     precision: str = "auto",
     progress: bool = False,
+    trusted: bool = False,
 ) -> list[dict[str, Any]]:
     """Top-k class names with probabilities for each readable video.
 
     Returns one dict per video, in input order: {"video": path, "top": [{"label", "index", "prob"}, ...]}
     (for a multi-head checkpoint such as EPIC-KITCHENS', "top" maps each head, e.g. verb and noun, to its list).
     Unreadable videos are logged and left out. `views` ("TxS") overrides the checkpoint's test protocol.
+    The checkpoint is read with `weights_only=True`; `trusted=True` reads a file of your own that pickles other
+    objects.
     """
-    model, data, names = load(ckpt_path)
+    model, data, names = load(ckpt_path, trusted)
     p = protocol(model, data, views)
     paths = video_paths(videos)
     records = [VideoRecord(path=path, label=None, id=str(path)) for path in paths]
@@ -210,19 +216,29 @@ def print_results(results: list[dict[str, Any]], skipped: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- the task
-def predict(cfg: DictConfig) -> list[dict[str, Any]]:
-    """predict.py: top-k class names per video, printed and written as predictions.json / .csv."""
+def check(cfg: DictConfig, output_key: str = "paths.output_dir") -> list[Path]:
+    """predict.py's checks, before its output folder is made: keys, device, videos, the checkpoint (as data, unless
+    `trusted=true`); the videos to predict."""
     for key in ("ckpt_path", "inputs"):
         if OmegaConf.is_missing(cfg, key):
             raise ConfigError(f"{key}: missing. Usage: python predict.py ckpt_path=PATH inputs=VIDEO|FOLDER|LIST.txt")
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    check_keys(cfg, PREDICT_KEYS)
+    check_predict_device(cfg.device)
+    check_writable(cfg.paths.output_dir, output_key)
     inputs = OmegaConf.to_container(cfg.inputs) if OmegaConf.is_list(cfg.inputs) else cfg.inputs
     with reported_as("inputs"):
         paths = video_paths(inputs)
     if not paths:
         raise ConfigError(f"inputs: no videos ({', '.join(VIDEO_SUFFIXES)}) found in '{cfg.inputs}'.")
-    read_checkpoint_argument(cfg.ckpt_path)  # a one-line error for a missing or foreign file
+    read_checkpoint_argument(cfg.ckpt_path, bool(cfg.trusted))  # missing, foreign, a pickle, a model not ours
+    return paths
+
+
+def predict(cfg: DictConfig) -> list[dict[str, Any]]:
+    """predict.py: top-k class names per video, printed and written as predictions.json / .csv."""
+    paths = check(cfg)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     with reported_as("predict"):
         results = predict_videos(
             cfg.ckpt_path,
@@ -234,6 +250,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
             device=cfg.device,
             precision=str(cfg.precision),
             progress=True,
+            trusted=bool(cfg.trusted),
         )
     json_path, csv_path = write(results, cfg.paths.output_dir)
     print_results(results, skipped=len(paths) - len(results))
@@ -246,7 +263,7 @@ job = hydra_job(predict)  # what Hydra runs for each job of `predict` (a SLURM s
 
 def main(root: str | Path | None = None) -> Any:
     """The command: `python predict.py`, `vivit-predict`, `python -m vivit.tasks.predict` (vivit.tasks.command)."""
-    return run_command("predict", job, root)
+    return run_command("predict", job, root, check=check)
 
 
 if __name__ == "__main__":

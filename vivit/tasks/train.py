@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from vivit.common.files import write_atomically
+from vivit.runtime import preflight
 from vivit.runtime.errors import Preempted
-from vivit.runtime.runs import resume_arguments, resume_command
+from vivit.runtime.resume import is_continuation, record_continuation, resume_arguments, resume_command
 from vivit.runtime.slurm import lightning_requeues, restart_count
 from vivit.tracking.console import print_summary
 from vivit.tracking.wandb import finish_wandb
@@ -40,25 +42,33 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then validate and test the final model. Returns (and writes) the final metrics."""
     run = build(cfg, "fit")
     output_dir = Path(cfg.paths.output_dir)
+    if HydraConfig.initialized() and is_continuation(output_dir, cfg.get("resume"), cfg.get("ckpt_path")):
+        record_continuation(output_dir, list(HydraConfig.get().overrides.task))  # the run started: its record
+    weights_only = not cfg.get("trusted", False)  # Lightning's own torch.load of the checkpoint
     try:
         trained = cfg.get("train", True)
         if trained:
-            fit(run, cfg.get("ckpt_path") or requeued_checkpoint(run.trainer))
+            fit(run, cfg.get("ckpt_path") or requeued_checkpoint(run.trainer), weights_only)
         # None = the weights in memory: the final train state. Without training, the checkpoint given.
         weights = None if trained else cfg.get("ckpt_path")
         summary: dict[str, Any] = {
             "output_dir": str(output_dir),
             "tested": "final model",
             "checkpoint": last_checkpoint(run.trainer) if trained else weights,
+            "init": cfg.model.get("init"),  # the weights training started from, init_per_job and folders resolved
         }
         summary["val"] = results(
-            run.trainer.validate(run.module, datamodule=run.datamodule, ckpt_path=weights, verbose=False)
+            run.trainer.validate(
+                run.module, datamodule=run.datamodule, ckpt_path=weights, verbose=False, weights_only=weights_only
+            )
         )
         summary["views"] = {"val": VALIDATION_VIEWS}
         if cfg.get("test", True):
             summary["views"]["test"] = run.test_views
             summary["test"] = results(
-                run.trainer.test(run.module, datamodule=run.datamodule, ckpt_path=weights, verbose=False)
+                run.trainer.test(
+                    run.module, datamodule=run.datamodule, ckpt_path=weights, verbose=False, weights_only=weights_only
+                )
             )
             if cfg.get("test_best") and trained:
                 summary.update(test_best(run))
@@ -74,9 +84,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 job = hydra_job(train)  # what Hydra runs for each job of `train` (a SLURM sweep's launcher pickles it)
 
 
+def check(cfg: DictConfig, output_key: str = "paths.output_dir") -> None:
+    """train.py's checks before its run folder is made (vivit.runtime.preflight)."""
+    preflight.check_before_work(cfg, "fit", output_key)
+
+
 def main(root: str | Path | None = None) -> Any:
     """The command: `python train.py`, `vivit-train`, `python -m vivit.tasks.train` (vivit.tasks.command)."""
-    return run_command("train", job, root, rewrite_argv=resume_arguments)
+    return run_command("train", job, root, rewrite_argv=resume_arguments, check=check)
 
 
 def results(outputs: list[dict[str, float]]) -> dict[str, float]:
@@ -100,13 +115,14 @@ def _forward_to_sigterm(signum: int, frame: Any) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def fit(run: Run, ckpt_path: str | None) -> None:
+def fit(run: Run, ckpt_path: str | None, weights_only: bool = True) -> None:
     """`trainer.fit`, turning a SIGTERM / SIGUSR1 stop (Lightning exits with code 0) into `Preempted`.
-    Under Lightning's SLURM auto-requeue, SIGUSR1 stays Lightning's (save + `scontrol requeue`)."""
+    Under Lightning's SLURM auto-requeue, SIGUSR1 stays Lightning's (save + `scontrol requeue`). The checkpoint is
+    read with `weights_only` (False only for `trusted=true`)."""
     forward = hasattr(signal, "SIGUSR1") and not lightning_requeues(run.trainer)
     previous = signal.signal(signal.SIGUSR1, _forward_to_sigterm) if forward else None
     try:
-        run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path)
+        run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path, weights_only=weights_only)
     except SIGTERMException as error:
         last = last_checkpoint(run.trainer)
         where = f"continue it with: {resume_command(last)}" if last else "no checkpoint was saved"

@@ -20,9 +20,12 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.distributed.algorithms.ddp_comm_hooks.debugging_hooks import noop_hook
 from torch.distributed.fsdp import FullyShardedDataParallel
+from torch.nn.parallel import DistributedDataParallel
 from torchmetrics import MeanMetric
 
+from vivit.common.checks import check_choice
 from vivit.evaluation.metrics import joint_topk_correct, topk_correct
 
 Logits = dict[str, Tensor]
@@ -30,6 +33,12 @@ Labels = dict[str, Tensor]
 # Metric names use "top1"/"top5"; several heads add "<head>_top1", ... (EPIC: "action_top1"), and "top1" is always
 # the headline metric (several heads: all heads right), so checkpointing can monitor `val/top1` for any dataset.
 STAGES = ("train", "val", "test")
+# Where the gradient is clipped to trainer.gradient_clip_val: `global`, the step's gradient (after the mean over
+# devices and accumulated micro-batches, Lightning's); `device_batch`, each forward pass's gradient before that mean,
+# as scenic clips each device's gradient before its pmean (scenic/projects/vivit/train_utils.py, train_step). A
+# forward pass holds data.batch_size clips, one scenic device's batch, so the arithmetic does not depend on how
+# many devices share the global batch.
+GRAD_CLIP_SCOPES = ("global", "device_batch")
 
 
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -72,6 +81,7 @@ class VideoClassifier(L.LightningModule):
         views_per_forward: how many test views go through the network at once (bounds memory in multi-view test).
         compile: wrap the backbone in `torch.compile`.
         combined_heads: pairs of heads scored jointly, name -> (head, head) (the dataset's `combined_heads`).
+        grad_clip_scope: `global` | `device_batch`: which gradient trainer.gradient_clip_val clips (`GRAD_CLIP_SCOPES`).
     """
 
     def __init__(
@@ -84,8 +94,10 @@ class VideoClassifier(L.LightningModule):
         views_per_forward: int = 8,
         compile: bool = False,
         combined_heads: Mapping[str, Sequence[str]] | None = None,
+        grad_clip_scope: str = "global",
     ) -> None:
         super().__init__()
+        check_choice("optim.grad_clip_scope", grad_clip_scope, GRAD_CLIP_SCOPES)
         combined_heads = {str(k): list(v) for k, v in (combined_heads or {}).items()}  # plain, for the hparams
         self.save_hyperparameters(ignore=["net", "optimizer"], logger=False)
         self.net = net
@@ -102,6 +114,7 @@ class VideoClassifier(L.LightningModule):
         self.losses = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
         # each parameter's rank before any wrapping: FSDP (use_orig_params) exposes the sharded ones as 1-D views
         self._param_ndim = {name: p.ndim for name, p in self.named_parameters()}
+        self._earlier_gradients: list[Tensor | None] = []  # device_batch clipping: the micro-batches before this one
 
     @staticmethod
     def _head_sizes(num_classes: int | Mapping[str, int]) -> dict[str, int]:
@@ -234,14 +247,64 @@ class VideoClassifier(L.LightningModule):
                 (no_decay if ndim <= 1 or f".{name}".endswith(skip) else decay).append(param)
         return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
+    # ----------------------------------------------------------------------------------------------- clipping
+    @property
+    def _clips_each_device_batch(self) -> bool:
+        return self.hparams.get("grad_clip_scope") == "device_batch" and bool(self.trainer.gradient_clip_val)
+
+    def on_fit_start(self) -> None:
+        if not self._clips_each_device_batch:
+            return
+        # (FSDP's sharded and fp16's scaled gradients cannot be clipped this way: vivit.runtime.preflight refuses them)
+        model = self.trainer.strategy.model
+        if isinstance(model, DistributedDataParallel):
+            # DDP's backward hands each bucket to this hook instead of averaging it: the gradients stay local
+            # until they are clipped, and on_before_optimizer_step averages them over the ranks
+            model.register_comm_hook(None, noop_hook)
+
+    def on_before_backward(self, loss: Tensor) -> None:
+        if self._clips_each_device_batch:  # set the earlier micro-batches' (clipped) gradients aside
+            self._earlier_gradients = [p.grad for p in self.parameters()]
+            for p in self.parameters():
+                p.grad = None
+
+    def on_after_backward(self) -> None:
+        """device_batch: clip this micro-batch's gradient, then add the earlier ones back. Lightning divided the
+        loss by the accumulation A, so the micro-batch's own gradient is A times this one: its norm is clipped to
+        gradient_clip_val / A here."""
+        if not self._clips_each_device_batch:
+            return
+        params = [p for p in self.parameters() if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, self.trainer.gradient_clip_val / self.trainer.accumulate_grad_batches)
+        for p, earlier in zip(self.parameters(), self._earlier_gradients):
+            if earlier is not None:
+                p.grad = earlier if p.grad is None else p.grad.add_(earlier)
+        self._earlier_gradients = []
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """device_batch under DDP: the mean over ranks of the clipped gradients (DDP's all-reduce was held back)."""
+        if not self._clips_each_device_batch or self.trainer.world_size == 1:
+            return
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch.distributed.all_reduce(flat)
+        flat /= self.trainer.world_size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
     def configure_gradient_clipping(
         self,
         optimizer: torch.optim.Optimizer,
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str | None = None,
     ) -> None:
-        """Under FSDP the gradients are sharded: the root FSDP module clips by the norm over all shards (Lightning's
-        FSDP precision plugin refuses norm clipping, and per-shard clipping would be wrong)."""
+        """device_batch: already clipped, micro-batch by micro-batch (on_after_backward). Under FSDP the gradients
+        are sharded: the root FSDP module clips by the norm over all shards (Lightning's FSDP precision plugin
+        refuses norm clipping, and per-shard clipping would be wrong)."""
+        if self._clips_each_device_batch:
+            return
         model = self.trainer.strategy.model
         by_norm = gradient_clip_algorithm in (None, "norm")
         if gradient_clip_val and by_norm and isinstance(model, FullyShardedDataParallel):

@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from vivit.common.files import NotPlainData, load_torch_file
+from vivit.common.files import load_torch_file
 from vivit.models import build_model
 
 PREFIX = "net."  # the backbone's attribute in the LightningModule
@@ -40,11 +40,7 @@ def read_checkpoint(path: str | Path, trusted: bool = False) -> tuple[dict[str, 
     Accepts a train.py `.ckpt`, a converted `.pt`, or a bare state dict with `net.` keys. `trusted=True` unpickles
     anything, for files of your own that hold other objects than tensors and plain containers.
     """
-    try:
-        checkpoint = load_torch_file(path, trusted=trusted)
-    except NotPlainData as error:
-        raise ValueError(f"{error}; if you trust the file, pass trusted=True.") from error
-    return split_checkpoint(checkpoint, path)
+    return split_checkpoint(load_torch_file(path, trusted=trusted), path)
 
 
 def split_checkpoint(checkpoint: Any, path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
@@ -68,18 +64,16 @@ def backbone_weights(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     return {k[len(PREFIX) :]: v for k, v in state.items() if isinstance(k, str) and k.startswith(PREFIX)}
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a plain weights file (.safetensors, or .pth/.bin/.pt of tensors and plain containers).
+def read_state_dict(path: str | Path, trusted: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors of a plain weights file (.safetensors, or .pth/.bin/.pt of tensors and plain containers;
+    `trusted=True`: of any pickled objects).
 
     Unwraps a `state_dict` or `model` entry and drops DDP's `module.` prefix.
     """
     path = Path(path)
     if path.suffix == ".safetensors":
         return load_file(str(path))
-    try:
-        state = load_torch_file(path, mmap=True)
-    except NotPlainData as error:
-        raise ValueError(f"{error}; it is not a PyTorch state dict.") from error
+    state = load_torch_file(path, mmap=True, trusted=trusted)
     for key in ("state_dict", "model"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
             state = state[key]
@@ -140,13 +134,27 @@ def saved_model_config(config: Mapping[str, Any] | None, path: str | Path) -> di
     return dict(model)
 
 
+def build_saved_model(config: Mapping[str, Any] | None, path: str | Path) -> nn.Module:
+    """The model a checkpoint's config describes, built from the model registry; a config that names anything
+    else (or a key its class does not take) is a ValueError naming the file and the key."""
+    try:
+        return build_model(saved_model_config(config, path))
+    except ValueError as error:
+        message = str(error)
+        if message.startswith(f"'{path}'"):
+            raise
+        where = "vivit_config.resolved." + ("model." if message.startswith("_target_") else "")
+        raise ValueError(f"'{path}': {where}{message}") from error
+
+
 def load_checkpoint(path: str | Path, trusted: bool = False) -> nn.Module:
     """A ready model (eval mode, on the CPU) from a train.py checkpoint or a converted file.
 
-    The model is built from `vivit_config["resolved"]["model"]` (a class of the model registry) and its weights are
-    loaded strictly. `trusted=True` allows files that pickle arbitrary objects (see `read_checkpoint`).
+    The model is built from `vivit_config["resolved"]["model"]` (a class of the model registry, never another
+    `_target_`) and its weights are loaded strictly. The file is read with `weights_only=True`; `trusted=True`
+    allows files of your own that pickle other objects (see `read_checkpoint`).
     """
     state, config = read_checkpoint(path, trusted)
-    model = build_model(saved_model_config(config, path))
+    model = build_saved_model(config, path)
     model.load_state_dict(state)
     return model.eval()

@@ -21,17 +21,42 @@ from .checkpoint import read_state_dict
 from .hf import rename_hf
 
 IMAGE_SUFFIXES = (".pth", ".bin", ".safetensors", ".npz")
+# `init=imagenet21k`: the ImageNet-21k ViT of the model's width and patch size (timm's names), the paper's start
+IMAGENET21K = "imagenet21k"
+IMAGENET21K_VITS = {
+    (192, 16): "vit_tiny_patch16_224.augreg_in21k",
+    (384, 16): "vit_small_patch16_224.augreg_in21k",
+    (768, 16): "vit_base_patch16_224.orig_in21k",
+    (1024, 16): "vit_large_patch16_224.orig_in21k",
+    (1280, 14): "vit_huge_patch14_224.orig_in21k",
+}
 # Any timm ViT name builds a generic VisionTransformer once its geometry is overridden from the weights file.
 GENERIC_VIT = "vit_base_patch16_224"
 
 
+def imagenet21k_vit(embed_dim: int, patch_size: int) -> str:
+    """The timm name of the ImageNet-21k ViT of a width and patch size (what `init=imagenet21k` loads)."""
+    name = IMAGENET21K_VITS.get((embed_dim, patch_size))
+    if name is None:
+        sizes = ", ".join(f"width {d} / patch {p}" for d, p in IMAGENET21K_VITS)
+        raise ValueError(
+            f"init=imagenet21k: no ImageNet-21k ViT of width {embed_dim} and patch {patch_size} (there are: "
+            f"{sizes}); name a timm model or a weights file instead"
+        )
+    return name
+
+
 def load_image_vit(
-    source: str | Path | nn.Module, weights: str | Path | None = None, num_heads: int | None = None
+    source: str | Path | nn.Module,
+    weights: str | Path | None = None,
+    num_heads: int | None = None,
+    trusted: bool = False,
 ) -> tuple[nn.Module, str]:
     """A timm VisionTransformer with pretrained weights, and a description of where they came from.
 
     `source` is a timm name (hub download, or `weights` = a local file of those weights) or a weights file whose
-    geometry is read from the file (`num_heads` fills in what a PyTorch state dict cannot tell).
+    geometry is read from the file (`num_heads` fills in what a PyTorch state dict cannot tell). A PyTorch file is
+    read once, here, with `weights_only=True` (`trusted=True`: any pickle) and handed to timm as a state dict.
     """
     if isinstance(source, nn.Module):
         return source, type(source).__name__
@@ -39,7 +64,7 @@ def load_image_vit(
     if weights is None and (path.suffix in IMAGE_SUFFIXES or path.exists()):
         if not path.is_file():
             raise FileNotFoundError(f"No image-ViT weights file at '{path}'.")
-        name, kwargs, overlay = GENERIC_VIT, *_file_vit_args(path, num_heads)
+        name, kwargs, overlay = GENERIC_VIT, *_file_vit_args(path, num_heads, trusted)
         where = f"'{path}'"
     else:
         name, where = str(source), f"timm model '{source}'"
@@ -54,7 +79,7 @@ def load_image_vit(
             weights = Path(weights)
             if not weights.is_file():
                 raise FileNotFoundError(f"No weights file at '{weights}' (for timm model '{source}').")
-            file_kwargs, overlay = _file_vit_args(weights, num_heads)
+            file_kwargs, overlay = _file_vit_args(weights, num_heads, trusted)
             kwargs = {"num_classes": file_kwargs["num_classes"]}
             where += f" with weights '{weights}'"
     try:
@@ -70,18 +95,16 @@ def load_image_vit(
     return vit, where
 
 
-def _file_vit_args(path: Path, num_heads: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+def _file_vit_args(path: Path, num_heads: int | None, trusted: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """timm VisionTransformer kwargs read from a weights file, and the `pretrained_cfg_overlay` that loads it."""
     if path.suffix == ".npz":
         kwargs = _npz_geometry(path)
         overlay = {"file": str(path), "custom_load": True}  # timm's _load_weights reads the JAX layout
     else:
-        state = read_state_dict(path)
+        state = read_state_dict(path, trusted)
         if any(".patch_embeddings.projection." in k or k.startswith("embeddings.") for k in state):
             state, _, _ = rename_hf(state)  # a Hugging Face ViTModel: same names as ViViT's
-            overlay = {"state_dict": state}
-        else:
-            overlay = {"file": str(path)}
+        overlay = {"state_dict": state}  # the tensors already read, not the file a second time
         kwargs = _state_dict_geometry(state, path)
         if num_heads is None:
             raise ValueError(f"'{path}': a PyTorch state dict does not tell the number of heads; pass num_heads.")

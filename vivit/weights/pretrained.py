@@ -4,7 +4,8 @@ One entry point, `initialise(model, source, ...)`, where `source` is
 
 - a timm model name (`vit_base_patch16_224.orig_in21k`, `vit_large_patch16_224.orig_in21k`,
   `vit_huge_patch14_224.orig_in21k`, ...), downloaded by `timm.create_model(name, pretrained=True)`, or read
-  from a local copy of its weights with `weights=FILE`;
+  from a local copy of its weights with `weights=FILE`; `imagenet21k` names the ImageNet-21k ViT of the model's
+  width and patch size (the paper's starting point for every size: `IMAGENET21K_VITS`);
 - a local image-ViT weights file: a timm (or Hugging Face `ViTModel`) state dict in .pth/.bin/.safetensors,
   or an original JAX ViT `.npz` (google-research/vision_transformer or big_vision layout). The ViT's
   geometry is read from the file (the number of heads, which a PyTorch state dict does not show, is the
@@ -24,9 +25,14 @@ Image ViT -> ViViT follows Scenic's `initialise_from_train_state`:
   copied only when both networks use a CLS token;
 - transformer blocks and the final norm are copied 1:1 (Model 2: into the spatial encoder). Model 2's temporal
   encoder keeps its random init and its two CLS tokens stay zero, as in Scenic. Model 3's temporal attention
-  is `zero` (its output projection is zero, so each block starts as the image ViT's block: identity in time,
-  the paper's choice) or `copy` (the spatial attention is copied into it, Scenic's default); its temporal
-  LayerNorm keeps its init;
+  (its temporal LayerNorm keeps its init in every mode) is
+    `zero` (the default): its output projection is zero and q/k/v keep their random init, so Eq. 5 starts as a
+      residual connection (identity in time), the property the paper's Sec. 3.4 asks for, and the branch trains;
+    `zero_all`: every weight and bias zero, the paper's words ("initialise all weights of the temporal MSA with
+      zeroes"; scenic: attention_kernel_init_method='zero' with init_temporal_transformer=False). With q, k, v
+      and the projection all zero, no weight of the branch ever gets a gradient (the attention output is 0, and
+      so is every gradient through it): only the output bias trains, and the block never attends in time;
+    `copy`: the spatial attention copied into it, scenic's default (init_encoderblock);
 - the classifier is never taken from an image network: the head is zero-initialised.
 
 Video checkpoint -> ViViT: every parameter is copied by name; position embeddings are resized when the geometry
@@ -56,12 +62,12 @@ from vivit.common.checks import check_choice
 from vivit.common.files import load_torch_file
 
 from .checkpoint import backbone_weights, read_checkpoint, split_checkpoint
-from .image_vit import load_image_vit
+from .image_vit import IMAGENET21K, imagenet21k_vit, load_image_vit
 
 log = logging.getLogger(__name__)
 
 TUBELET_INITS = ("central_frame", "inflate", "random")
-TEMPORAL_INITS = ("zero", "copy")
+TEMPORAL_INITS = ("zero", "zero_all", "copy")
 POS_INTERPOLATIONS = ("bilinear", "bicubic")
 LIGHTNING_SUFFIX = ".ckpt"  # always a video checkpoint (a .pt may hold an image ViT's state dict or a ViViT)
 
@@ -120,19 +126,23 @@ def initialise(
     temporal_init: str = "zero",
     pos_interpolation: str = "bilinear",
     load_head: bool = False,
+    trusted: bool = False,
 ) -> InitReport:
     """Initialise `model` (a `vivit.models` ViViT) in place from `source`; returns what was done.
 
     Args:
         model: the ViViT to initialise.
-        source: a timm ViT name, an image-ViT weights file (.pth/.bin/.safetensors/.npz), a video checkpoint
-            (train.py `.ckpt` or converted `.pt`), or a timm VisionTransformer.
+        source: a timm ViT name (or `imagenet21k`: the model size's), an image-ViT weights file
+            (.pth/.bin/.safetensors/.npz), a video checkpoint (train.py `.ckpt` or converted `.pt`), or a timm
+            VisionTransformer.
         weights: with a timm name, a local file of its weights (for machines without internet).
         tubelet_init: `central_frame` | `inflate` | `random`: the 3-D tubelet kernel from the 2-D patch kernel.
-        temporal_init: Model 3 only, `zero` | `copy`: the temporal attention from an image ViT.
+        temporal_init: Model 3 only, `zero` | `zero_all` | `copy`: the temporal attention from an image ViT.
         pos_interpolation: `bilinear` (Scenic: scipy zoom order 1, corners aligned) or `bicubic` (timm's default)
             for position embeddings on another spatial grid.
         load_head: video checkpoints only: keep the checkpoint's classifier (same classes) instead of a new one.
+        trusted: read a file that pickles other objects than tensors and plain containers (a file of your own;
+            by default files are read with `weights_only=True`, so loading one cannot run code).
     """
     check_choice("tubelet_init", tubelet_init, TUBELET_INITS)
     check_choice("temporal_init", temporal_init, TEMPORAL_INITS)
@@ -140,24 +150,27 @@ def initialise(
     if not isinstance(getattr(model, "patch_embed", None), nn.Module) or not hasattr(model, "head"):
         raise TypeError(f"initialise() expects a vivit.models ViViT, got {type(model).__name__}.")
 
-    video = None if isinstance(source, nn.Module) or weights is not None else _read_video_checkpoint(source)
+    if source == IMAGENET21K:
+        source = imagenet21k_vit(model.embed_dim, model.patch_embed.tubelet_size[1])
+    video = None if isinstance(source, nn.Module) or weights is not None else _read_video_checkpoint(source, trusted)
     if video is not None:
         state, config = video
         report = _video_to_video(model, state, config, str(source), pos_interpolation, load_head)
     else:
         if load_head:
             raise ValueError("load_head=True needs a video checkpoint: an image ViT's classifier is never loaded.")
-        vit, name = load_image_vit(source, weights, num_heads=_num_heads(model))
+        vit, name = load_image_vit(source, weights, num_heads=_num_heads(model), trusted=trusted)
         report = _image_to_video(model, vit, name, tubelet_init, temporal_init, pos_interpolation)
     log.info("%s", report)
     return report
 
 
 # The options of `initialise` and their defaults: the `init_options` of a model config (vivit.runtime.config).
+# `trusted` is not one: it is the command line's to give (train.py trusted=true), never a config's or a checkpoint's.
 INIT_OPTIONS = {
     name: parameter.default
     for name, parameter in inspect.signature(initialise).parameters.items()
-    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "trusted"
 }
 
 
@@ -323,18 +336,17 @@ def _temporal_attention_from_image(transfer: _Transfer, model: nn.Module, tempor
         if temporal_init == "copy":  # Scenic's default: the spatial attention copied into the temporal one
             for name in names:
                 transfer.copy(f"{temporal}.{name}", f"{spatial}.{name}")
-        else:
-            # The paper zero-initialises the temporal attention so the block starts as identity in time. Zeroing
-            # only the output projection gives exactly that output (0) and keeps the branch trainable: with q/k/v
-            # zero too, every gradient of the branch but the output bias would be 0 forever.
+            continue
+        # The paper zero-initialises the temporal attention so the block starts as identity in time. Zeroing
+        # only the output projection gives exactly that output (0) and keeps the branch trainable: with q/k/v
+        # zero too (zero_all, the paper's literal words), every gradient of the branch but the output bias is 0.
+        zeroed = names if temporal_init == "zero_all" else ("proj.weight", "proj.bias")
+        if temporal_init == "zero":
             transfer.keep(f"{temporal}.qkv.*")
-            for name in ("proj.weight", "proj.bias"):
-                target = f"{temporal}.{name}"
-                transfer.set(
-                    target,
-                    torch.zeros_like(transfer.target[target]),
-                    "zero (the temporal attention branch starts at exactly 0)",
-                )
+        how = {"zero": "zero (the temporal attention branch starts at exactly 0)", "zero_all": "zero (all weights)"}
+        for name in zeroed:
+            target = f"{temporal}.{name}"
+            transfer.set(target, torch.zeros_like(transfer.target[target]), how[temporal_init])
 
 
 def _with_cls_row(grid: torch.Tensor, model: nn.Module, cls_row: torch.Tensor | None) -> torch.Tensor:
@@ -377,14 +389,17 @@ def _resize_temporal(x: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------- video
-def _read_video_checkpoint(source: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None] | None:
+def _read_video_checkpoint(
+    source: str | Path, trusted: bool = False
+) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None] | None:
     """(backbone state, vivit_config) if `source` is a ViViT checkpoint, else None (an image source)."""
     path = Path(source)
     if not path.is_file() or path.suffix in (".npz", ".safetensors"):
         return None
     if path.suffix == LIGHTNING_SUFFIX:
-        return read_checkpoint(path)
-    content = load_torch_file(path, mmap=True)  # a converted .pt, or an image ViT's state dict (no `net.` keys)
+        return read_checkpoint(path, trusted)
+    # a converted .pt, or an image ViT's state dict (no `net.` keys)
+    content = load_torch_file(path, mmap=True, trusted=trusted)
     if not isinstance(content, Mapping) or not backbone_weights(content):
         return None
     return split_checkpoint(content, path)  # already loaded: do not read the file twice
