@@ -8,7 +8,11 @@ top-1), the tested (final) checkpoint, and with `--paper tableN` the paper's num
 difference in points (`--paper fig7|fig8|fig9` for the figures). The title says when a job's "test" split is the
 validation set (K600, MiT, EPIC-KITCHENS-100, SSv2: as in the paper, their test labels are not public).
 Printed with rich and written into the multirun folder as results.csv (every metric), results.md and results.png
-(a bar per job; the paper's number as a second bar).
+(a bar per job, named by its swept values, e.g. `seed=1`; the paper's number as a second bar).
+
+Every multirun of the project's commands ends with this table: `SweepSummary` is a Hydra callback
+(conf/hydra/default.yaml) that collects the sweep folder when the last job is done and prints the command that
+collects it again (with `--paper tableN` for a paper preset).
 
 The sweep is read back from Hydra's own records: `multirun.yaml` (the sweep's parameters and command line, expanded
 into the jobs in launch order by Hydra's BasicSweeper) and each job's `.hydra/` folder (`overrides.yaml`,
@@ -31,7 +35,10 @@ from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import HydraException
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
@@ -217,8 +224,9 @@ def column_name(key: str) -> str:
 
 
 def job_label(job: Job, swept: Sequence[str]) -> str:
-    values = [job.override(k) for k in swept]
-    return ", ".join(v for v in values if v is not None) or f"job {job.num}"
+    """A job by its swept values, `key=value` (`seed=1`, `model=vivit_b_fe, seed=0`), else its number."""
+    values = [f"{column_name(k)}={job.override(k)}" for k in swept if job.override(k) is not None]
+    return ", ".join(values) or f"job {job.num}"
 
 
 def percent(value: float | None) -> str:
@@ -427,6 +435,39 @@ def collect(
         "metric": metric,
         "counts": counts,
     }
+
+
+def paper_table_of(experiment: str | None) -> str | None:
+    """The paper table a preset reproduces (`paper/table2_variants` -> `table2`), else None."""
+    name = (experiment or "").removeprefix("paper/")
+    table = name.split("_", 1)[0]
+    return table if experiment and experiment.startswith("paper/") and table in TABLES else None
+
+
+def collect_command(multirun_dir: Path, paper: str | None = None) -> str:
+    return f"python -m vivit.experiments.collect {multirun_dir}" + (f" --paper {paper}" if paper else "")
+
+
+class SweepSummary(Callback):
+    """Hydra callback: at the end of a multirun, one table of all its jobs (their swept values and metrics, as
+    `collect` prints and writes it) and the command that collects the folder again. A sweep it cannot read (no
+    job folder yet) is one warning: the jobs' own results stand. A job that fails stops Hydra's basic sweeper
+    before its end: the failure prints the command that collects what the sweep has so far."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.status == JobStatus.FAILED and config.hydra.mode == RunMode.MULTIRUN:
+            folder = Path(str(config.hydra.sweep.dir))
+            print(f"job {config.hydra.job.num} failed; the sweep's table so far: {collect_command(folder)}", flush=True)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = Path(str(config.hydra.sweep.dir))
+        paper = paper_table_of(OmegaConf.select(config, "hydra.runtime.choices.experiment"))
+        try:
+            collect(folder, paper)
+        except (FileNotFoundError, ValueError) as error:
+            log.warning("sweep table of %s: %s", folder, error)
+            return
+        print(f"collect it again: {collect_command(folder, paper)}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import CONF, compose_config
-from vivit.runtime.config import model_choices
+from vivit.runtime.config import model_choices, usable_workers
 
 GROUPS = [
     "model",
@@ -51,6 +51,8 @@ def test_every_group_option_composes_and_resolves(config_name, group, option, tm
         overrides.append("data.root=/datasets/release")
     if (group, option) == ("data", "folder"):  # the custom-data config leaves the classes to the user (???)
         overrides.append("data.num_classes=5")
+    if (group, option) == ("experiment", "own_videos"):  # data=folder: the user's folder and classes
+        overrides += ["data.root=/datasets/mine", "data.num_classes=5"]
     if config_name == "eval":
         overrides.append("ckpt_path=unused.ckpt")
     cfg = compose_config(config_name, overrides, output_dir=tmp_path)
@@ -82,3 +84,14 @@ def test_debug_fdr_sets_fast_dev_run_and_drops_logger(tmp_path):
     assert cfg.trainer.fast_dev_run is True
     assert cfg.logger is None
     assert cfg.data.num_workers == 0
+
+
+def test_loader_workers_follow_the_cores_this_process_may_use(tmp_path, monkeypatch):
+    """`num_workers: ${vivit.workers:8}`: 8, or the usable cores when fewer (torch warns beyond them)."""
+    kinetics = compose_config("train", ["data=k400", "data.root=/x"], output_dir=tmp_path).data
+    folder = compose_config("train", ["data=folder", "data.root=/x"], output_dir=tmp_path).data
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    assert [usable_workers(n) for n in (8, 2, 1, 0)] == [2, 2, 1, 0]
+    assert (kinetics.num_workers, folder.num_workers) == (2, 2)  # resolved when read, on the machine that reads
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)))
+    assert (kinetics.num_workers, folder.num_workers) == (8, 4)

@@ -46,6 +46,7 @@ def test_offline_wandb_run_holds_the_config_the_model_cost_and_the_test_outputs(
     assert worst and [row[3] for row in worst] == sorted(row[3] for row in worst)  # lowest top-1 first
     samples = logged["test/samples"]
     assert samples["_type"] == "images/separated" and samples["count"] == len(samples["captions"]) == 8
+    assert len({caption.split(" | ")[1] for caption in samples["captions"]}) == 8  # one clip of each class
     for caption in samples["captions"]:  # "<video> | true: X | predicted: Y (p%)"
         video, true, predicted = caption.split(" | ")
         assert (

@@ -252,6 +252,7 @@ def multirun(synthetic_root, tmp_path_factory) -> Path:
         cwd=tmp,
     )
     assert result.returncode != 0 and "model.num_frames=7" in result.stderr  # the sweep stops at the failed job
+    assert f"job 2 failed; the sweep's table so far: python -m vivit.experiments.collect {sweep}\n" in result.stdout
     return sweep
 
 
@@ -441,6 +442,21 @@ def test_debug_smoke_runs_a_job_of_every_preset_end_to_end(preset, synthetic_roo
     assert views[0] * views[1] >= 3  # the preset's multi-view test, not the smoke mode's
     assert {"val/top1", "test/top1", "test/mean_class_top1"} <= set(summary["test"]) | set(summary["val"])
     assert json.loads((job / "metrics.json").read_text())["test"] == summary["test"]
+
+
+def test_jobs_are_named_by_their_swept_values_and_presets_by_their_paper_table():
+    job = collector.Job(
+        num=3, overrides=["seed=1", "model=vivit_b_fe", "experiment/paper/table4_rows=row2"], status="ok"
+    )
+    assert collector.job_label(job, ["seed"]) == "seed=1"  # results.png's x labels: not a bare "1"
+    assert collector.job_label(job, ["model", "experiment/paper/table4_rows"]) == "model=vivit_b_fe, table4_rows=row2"
+    assert collector.job_label(job, ["data"]) == "job 3"
+    assert [collector.paper_table_of(e) for e in ("paper/table2_variants", "paper/table1_input_encoding")] == [
+        "table2",
+        "table1",
+    ]
+    assert [collector.paper_table_of(e) for e in ("paper/fig8_tubelet_size", "paper/table4_ssv2")] == ["fig8", "table4"]
+    assert [collector.paper_table_of(e) for e in ("demo_variants", None)] == [None, None]
 
 
 def test_two_stage_smoke_finds_the_first_stages_checkpoints(synthetic_root, tmp_path):

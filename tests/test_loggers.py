@@ -36,7 +36,7 @@ def test_netrc_login_counts_as_credentials(tmp_path):
     assert resolve_wandb_mode({"NETRC": str(netrc), "WANDB_BASE_URL": "https://wandb.example.org"}) == "offline"
 
 
-def test_offline_logger_builds_without_network_or_prompt(tmp_path, monkeypatch, no_netrc):
+def test_offline_logger_builds_without_network_or_prompt(tmp_path, monkeypatch, no_netrc, capfd):
     from vivit.tracking.wandb import finish_wandb, wandb_logger
 
     monkeypatch.setenv("NETRC", no_netrc["NETRC"])
@@ -47,6 +47,8 @@ def test_offline_logger_builds_without_network_or_prompt(tmp_path, monkeypatch, 
     assert logger.experiment.settings.mode == "offline"
     finish_wandb()
     assert list((tmp_path / "wandb").glob("offline-run-*")), "the offline run was not written"
+    # no "The anonymous setting has no effect" warning: Lightning's anonymous=None is not passed on to wandb.init
+    assert "anonymous" not in logger._wandb_init and "anonymous setting" not in capfd.readouterr().err
 
 
 def test_multirun_jobs_share_one_group_named_after_the_sweep(tmp_path):

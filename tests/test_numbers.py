@@ -1066,3 +1066,22 @@ def test_best_by_val_is_not_tested_where_test_is_the_validation_file(caplog):
         )
         assert _test_best(run) == expected
     assert tested == ["best.ckpt"] and "test_best skipped" in caplog.text
+
+
+def test_sample_clips_cover_the_classes_with_the_mistakes_first():
+    from vivit.evaluation.reports import choose_samples
+
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, -1])
+    predicted = labels.clone()
+    predicted[4], predicted[7], predicted[12] = 2, 0, 1  # two mistakes; the last video has no label
+    confidence = torch.tensor([0.99, 0.98, 0.97, 0.5, 0.9, 0.6, 0.55, 0.7, 0.65, 0.4, 0.45, 0.42, 0.99])
+    logits = torch.full((13, 4), -10.0)
+    logits[torch.arange(13), predicted] = torch.log(confidence / (1 - confidence)) + torch.log(torch.tensor(3.0))
+    # the most confident mistake first, one video per class before a second of any (class 0's three confident
+    # correct videos do not crowd out the others)
+    assert choose_samples(logits, labels, n=4) == [4, 7, 0, 10]
+    chosen = choose_samples(logits, labels, n=8)
+    assert chosen[:2] == [4, 7] and sorted(int(labels[i]) for i in chosen) == [0, 0, 1, 1, 2, 2, 3, 3]
+    valid = torch.ones(13, dtype=torch.bool)
+    valid[4] = False  # unreadable: never shown
+    assert choose_samples(logits, labels, valid, n=4) == [7, 0, 5, 10]

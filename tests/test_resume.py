@@ -61,7 +61,9 @@ def test_a_signal_saves_a_resumable_checkpoint_and_exits_non_zero(synthetic_root
     finally:
         process.kill()
     assert process.returncode == 143, stderr[-3000:]
-    assert "preempted: stopped by a signal" in stderr and f"ckpt_path={last}" in stderr
+    # the README's way back, from the folder the command was started in: the run folder, overrides kept
+    assert "preempted: stopped by a signal" in stderr, stderr[-3000:]
+    assert f"continue it with: python {ROOT / 'train.py'} resume=run\n" in stderr, stderr[-3000:]
     assert "interrupted: saved a resumable checkpoint" in stdout + stderr  # Hydra logs to stdout
     checkpoint = torch.load(last, map_location="cpu", weights_only=False)
     assert checkpoint["global_step"] >= 4 and "loops" in checkpoint and "optimizer_states" in checkpoint
@@ -263,4 +265,53 @@ def test_resume_repeats_the_runs_overrides_in_its_folder(tmp_path):
     assert resume_arguments(["train.py", f"ckpt_path={run}/checkpoints/epoch001.ckpt"]) == [
         "train.py",
         f"ckpt_path={run}/checkpoints/epoch001.ckpt",
+    ]
+
+
+def test_the_stop_message_gives_the_readme_command_of_the_way_the_run_was_started(tmp_path, monkeypatch):
+    from vivit.runtime.resume import resume_command
+
+    run = tmp_path / "outputs" / "train" / "runs" / "2026-12-03_10-43-51"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    started = {
+        "train.py": "python train.py",
+        "/venv/bin/vivit-train": "vivit-train",
+        str(ROOT / "vivit" / "tasks" / "train.py"): "python -m vivit.tasks.train",
+    }
+    for argv0, command in started.items():
+        monkeypatch.setattr(sys, "argv", [argv0, "seed=1"])
+        assert (
+            resume_command(str(run / "checkpoints" / "last.ckpt")) == f"{command} resume=outputs/train/runs/{run.name}"
+        )
+    # not the last.ckpt of a run folder: only the checkpoint can be named
+    assert resume_command(str(tmp_path / "my run.ckpt")) == "python -m vivit.tasks.train ckpt_path='my run.ckpt'"
+
+
+def test_hydra_flags_may_come_after_the_overrides():
+    from vivit.tasks.command import hydra_flags_first
+
+    argv = ["train.py", "resume=r", "--cfg", "job", "seed=1", "-i", "defaults", "--resolve", "-cn", "x", "+a=1", "-m"]
+    assert hydra_flags_first(argv) == [
+        "train.py",
+        "--cfg",
+        "job",
+        "-i",
+        "defaults",
+        "--resolve",
+        "-cn",
+        "x",
+        "-m",
+        "resume=r",
+        "seed=1",
+        "+a=1",
+    ]
+    assert hydra_flags_first(["train.py", "a=1", "--info", "b=2", "--cfg=job"]) == [
+        "train.py",
+        "--info",
+        "--cfg=job",
+        "a=1",
+        "b=2",
     ]

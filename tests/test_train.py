@@ -79,7 +79,7 @@ def test_eval_multi_view_test_and_key_override_on_saved_data(trained_run, tmp_pa
     overrides = [f"ckpt_path={summary['checkpoint']}", "eval.views=2x3", "data.batch_size=4"]
     cfg = compose_config("eval", [*overrides, "trainer.accelerator=cpu"], output_dir=tmp_path)
     result = evaluate(cfg, overrides=overrides)
-    assert result["views"] == "2x3"
+    assert result["views"] == {"test": "2x3"}
     assert 0.0 <= result["test"]["test/top1"] <= 1.0
 
 

@@ -9,6 +9,7 @@ calls `write_outputs`, and any logger can upload the files whose paths it return
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -114,14 +115,27 @@ WORST_COLUMNS = ("class", "name", "count", "top1", "confused_with", "confused_co
 
 
 def choose_samples(logits: Tensor, labels: Tensor, valid: Tensor | None = None, n: int = 8) -> list[int]:
-    """Positions of up to `n` readable, labelled videos to show: the most confident mistakes first (what a model
-    gets wrong is the interesting part), then the most confident correct ones, half and half when both exist."""
+    """Positions of up to `n` readable, labelled videos to show, spread over the true classes and the model's
+    mistakes first: in rounds, each class gets one more video per round (its most confident mistake, else its most
+    confident correct video), so 8 samples of 8 classes show every class once. Mistakes are listed first."""
     confidence, predicted = (t[:, 0] for t in logits.float().softmax(-1).topk(1, dim=-1))  # as the metric picks
     usable = labels >= 0 if valid is None else (labels >= 0) & valid
-    wrong = [int(i) for i in confidence.argsort(descending=True) if usable[i] and predicted[i] != labels[i]]
-    right = [int(i) for i in confidence.argsort(descending=True) if usable[i] and predicted[i] == labels[i]]
-    n_wrong = min(len(wrong), max(n - len(right), n // 2))
-    return wrong[:n_wrong] + right[: n - n_wrong]
+    order = [int(i) for i in confidence.argsort(descending=True) if usable[i]]
+    wrong = [i for i in order if predicted[i] != labels[i]]
+    candidates = wrong + [i for i in order if predicted[i] == labels[i]]
+    chosen: list[int] = []
+    shown: Counter[int] = Counter()
+    for round_ in range(n):
+        for i in candidates:
+            if len(chosen) == n:
+                break
+            if shown[int(labels[i])] == round_ and i not in chosen:
+                chosen.append(i)
+                shown[int(labels[i])] += 1
+        if len(chosen) in (n, len(candidates)):
+            break
+    mistakes = set(wrong)
+    return [i for i in chosen if i in mistakes] + [i for i in chosen if i not in mistakes]
 
 
 def sample_caption(

@@ -3,12 +3,14 @@
 `CONF_DIR` is the package's `conf/` (in a clone a link to the repository's conf/ folder, in a wheel the folder
 itself). The zoo's models (`model=vivit_<size>_<variant>`) are not files: `register_configs()` stores one Hydra
 config per name of `vivit.models.model_names()` in Hydra's ConfigStore, made from the model registry, beside the
-files of conf/model/ (the demo model and the paper's average-pool baseline). It also registers the resolver of the
-run folders (`${vivit.new_dir:...}`, vivit/runtime/runs.py). Both run when this module is imported.
+files of conf/model/ (the demo model and the paper's average-pool baseline). It also registers the resolvers of the
+run folders (`${vivit.new_dir:...}`, vivit/runtime/runs.py) and of the data loaders' workers (`${vivit.workers:8}`:
+8, or the CPU cores this process may use when fewer). Both run when this module is imported.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,15 @@ def zoo_model_config(name: str) -> dict[str, Any]:
     return {**model_config(name), "init": None, "init_options": dict(INIT_OPTIONS)}
 
 
+def usable_workers(wanted: int | str) -> int:
+    """DataLoader worker processes: `wanted`, but no more than the CPU cores this process may run on (torch warns
+    above that, and decoding processes beyond the cores only take turns), so a laptop gets what it can use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(int(wanted), cores))
+
+
 def register_configs() -> None:
-    """The zoo's model configs in Hydra's ConfigStore (group `model`) and the run-folder resolver. Idempotent."""
+    """The zoo's model configs in Hydra's ConfigStore (group `model`) and the resolvers. Idempotent."""
     store = ConfigStore.instance()
     for name in model_names():
         store.store(group="model", name=name, node=zoo_model_config(name), provider="vivit.models")
@@ -42,6 +51,8 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver(
             "vivit.new_dir", lambda parent, prefix="": str(new_run_dir(parent, prefix)), use_cache=True
         )
+    if not OmegaConf.has_resolver("vivit.workers"):
+        OmegaConf.register_new_resolver("vivit.workers", usable_workers)
 
 
 register_configs()

@@ -15,7 +15,10 @@ leaves the run as it was.
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import sys
 from pathlib import Path
 
 import yaml
@@ -37,6 +40,32 @@ def run_folder_of(ckpt_path: str | None) -> Path | None:
     if folder is not None and path == folder / LAST and (folder / HYDRA_RECORDS).is_dir():
         return folder
     return None
+
+
+def resume_command(ckpt_path: str) -> str:
+    """The command line that continues the run whose latest state is `ckpt_path`, as the README writes it:
+    `python train.py resume=<run folder>` (the command this process was started with, the run's overrides kept).
+    A checkpoint outside a run folder can only be given as `ckpt_path=` (with the run's overrides repeated)."""
+    folder = run_folder_of(ckpt_path)
+    argument = f"resume={_shown(folder)}" if folder is not None else f"ckpt_path={_shown(Path(ckpt_path))}"
+    return f"{_command_name()} {argument}"
+
+
+def _command_name() -> str:
+    """How this process was started: `vivit-train`, `python -m vivit.tasks.train` or `python train.py`."""
+    started = Path(sys.argv[0])
+    if started.name.startswith("vivit-"):
+        return started.name
+    if started.parent.name == "tasks" and started.parent.parent.name == "vivit":
+        return f"python -m vivit.tasks.{started.stem}"
+    return f"python {shlex.quote(sys.argv[0])}"
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the current folder when it lies inside it (outputs/train/runs/...), quoted for a shell."""
+    path = Path(path).resolve()
+    here = Path.cwd().resolve()
+    return shlex.quote(os.path.relpath(path, here) if path.is_relative_to(here) else str(path))
 
 
 def _value(argument: str, key: str) -> str | None:

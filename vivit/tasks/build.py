@@ -15,6 +15,8 @@ checkpoints as arguments, never by writing it back into `cfg` (which only derive
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,6 +188,8 @@ def build(cfg: DictConfig, stage: str = "fit", checkpoint: preflight.Checkpoint 
 
     with reported_as("data"):
         datamodule.setup(stage)
+    if stage == "fit" and cfg.data.get("hflip"):
+        warn_directions_flipped(datamodule.index.classes)
     return Run(datamodule, module, trainer, evaluation, unreadable, test_views, tf32)
 
 
@@ -199,3 +203,22 @@ def check_submission(datamodule: Any, split: str, options: Any) -> None:
     if records and all(r.label is None for r in records):
         with reported_as("eval.submission"):
             check(options)
+
+
+# a class name that says left, right or a sense of rotation: a horizontally flipped clip shows another class
+DIRECTION = re.compile(r"(?<![a-z])(left|right|(counter|anti)-?clockwise|clockwise)(?![a-z])", re.IGNORECASE)
+
+
+def warn_directions_flipped(classes: Iterable[str] | dict[str, Iterable[str]]) -> None:
+    """One warning when training flips clips (`data.hflip`) while class names name a direction."""
+    names = [n for head in classes.values() for n in head] if isinstance(classes, dict) else list(classes)
+    directed = [str(n) for n in names if DIRECTION.search(str(n))]
+    if directed:
+        shown = ", ".join(repr(n) for n in directed[:3]) + (
+            f" and {len(directed) - 3} more" if len(directed) > 3 else ""
+        )
+        log.warning(
+            "data.hflip: training flips clips left-right, but class names name a direction (%s): a flipped clip "
+            "shows another class. Set data.hflip=false (as conf/data/ssv2.yaml does).",
+            shown,
+        )

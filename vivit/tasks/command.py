@@ -6,8 +6,10 @@ It composes the config with Hydra (conf/ and the model zoo, vivit.runtime.config
 Hydra makes the run folder (`CheckFirst`, a Hydra callback of conf/hydra/default.yaml), runs the task as one job of
 a possible sweep (its DDP ranks end with it, vivit.runtime.ranks; its folder held for it, vivit.runtime.runs), prints
 a config mistake as one line (a command-line mistake Hydra finds while composing too; a sweep goes on to its other
-jobs), exits 143 when the run was preempted, and returns the value a Hydra sweeper optimises. `paths.root_dir`
-(where data/ and outputs/ go) is the clone's folder for its scripts, the current folder otherwise.
+jobs), exits 143 when the run was preempted, and returns the value a Hydra sweeper optimises. Hydra's own flags may
+come anywhere on the command line (`python train.py resume=<run> --cfg job`): they are moved before the overrides,
+where Hydra's parser needs them. `paths.root_dir` (where data/ and outputs/ go) is the clone's folder for its
+scripts, the current folder otherwise.
 """
 
 from __future__ import annotations
@@ -119,6 +121,13 @@ def as_if_in(config: DictConfig, folder: Path) -> Iterator[DictConfig]:
         HydraConfig.instance().cfg = previous
 
 
+# Hydra's command-line flags that take a value (hydra/_internal/utils.py::get_args_parser); `--info` takes one of
+# INFO_VALUES optionally. Every other argument starting with "-" is a flag on its own.
+VALUE_FLAGS = frozenset({"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn"})
+VALUE_FLAGS |= {"--config-dir", "-cd", "--experimental-rerun"}
+INFO_VALUES = frozenset({"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"})
+
+
 def hydra_job(task: Task) -> Callable[[DictConfig], Any]:
     """What Hydra runs for each job of a command: `task` as one job of a possible sweep, in a folder held for it, a
     config mistake as one line (a single run's folder removed: the run never started), a preemption as exit code
@@ -173,6 +182,7 @@ def run_command(
             sys.argv = rewrite_argv(sys.argv)
         except (ValueError, ConfigError) as error:
             sys.exit(f"error: {error}")
+    sys.argv = hydra_flags_first(sys.argv)
     command.config_name, command.check, command.job_started = config_name, check, False
     try:
         return hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(job)()
@@ -184,3 +194,22 @@ def run_command(
         sys.exit(f"error: {composition_error(error, config_name, sys.argv[1:])}")
     finally:
         command.check = None
+
+
+def hydra_flags_first(argv: list[str]) -> list[str]:
+    """`argv` with Hydra's flags (and their values) before the overrides, each group in its order. Hydra's argparse
+    takes the positional overrides in one run only, so `a=1 --cfg job b=2` (or the line `resume=` expands to)
+    fails there. Overrides never start with "-" (`key=value`, `+key=value`, `~key`)."""
+    flags: list[str] = []
+    overrides: list[str] = []
+    rest = list(argv[1:])
+    while rest:
+        arg = rest.pop(0)
+        if not arg.startswith("-"):
+            overrides.append(arg)
+            continue
+        flags.append(arg)
+        takes_value = arg in VALUE_FLAGS or (arg in ("--info", "-i") and rest and rest[0] in INFO_VALUES)
+        if takes_value and rest:
+            flags.append(rest.pop(0))
+    return [argv[0], *flags, *overrides]

@@ -25,7 +25,7 @@ from vivit.weights.checkpoint import plain_classes
 
 from .build import build
 from .command import hydra_job, run_command
-from .train import results, write_summary
+from .train import VALIDATION_VIEWS, results, write_summary
 
 log = logging.getLogger(__name__)
 SPLITS = {"val": "validate", "test": "test"}  # eval.py's split -> the trainer's stage
@@ -36,6 +36,11 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
     `overrides`: the command line's (default: Hydra's), which say what the checkpoint's config gives way to."""
     weights, saved, cfg = checked_and_merged(cfg, overrides)
     split, stage = cfg.split, SPLITS[cfg.split]
+    if split == "val" and cfg.eval.get("views"):
+        log.warning(
+            "eval.views=%s applies to the test split; split=val scores the centre clip (docs/protocol.md)",
+            cfg.eval.views,
+        )
     model = (saved.get("resolved") or {}).get("model")
     run = build(cfg, stage, preflight.Checkpoint(str(cfg.ckpt_path), weights, model, "evaluate"))
     run.module.net.load_state_dict(weights)
@@ -46,7 +51,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, A
         summary = {
             "output_dir": str(output_dir),
             "checkpoint": str(cfg.ckpt_path),
-            "views": run.test_views,
+            "views": {split: run.test_views if split == "test" else VALIDATION_VIEWS},
             split: results(evaluate_split(run.module, datamodule=run.datamodule, verbose=False)),
         }
     finally:

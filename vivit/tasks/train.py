@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from vivit.common.files import write_atomically
 from vivit.runtime import preflight
 from vivit.runtime.errors import Preempted
-from vivit.runtime.resume import is_continuation, record_continuation, resume_arguments
+from vivit.runtime.resume import is_continuation, record_continuation, resume_arguments, resume_command
 from vivit.runtime.slurm import requeue_job, requeue_signal, restart_count
 from vivit.tracking.console import print_summary
 from vivit.tracking.wandb import finish_wandb
@@ -35,6 +35,7 @@ from .build import Run, build
 from .command import hydra_job, run_command
 
 log = logging.getLogger(__name__)
+VALIDATION_VIEWS = "1x1"  # validation scores the centre clip's centre crop (docs/protocol.md); tests: the views
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -60,7 +61,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 run.module, datamodule=run.datamodule, ckpt_path=weights, verbose=False, weights_only=weights_only
             )
         )
+        summary["views"] = {"val": VALIDATION_VIEWS}
         if cfg.get("test", True):
+            summary["views"]["test"] = run.test_views
             summary["test"] = results(
                 run.trainer.test(
                     run.module, datamodule=run.datamodule, ckpt_path=weights, verbose=False, weights_only=weights_only
@@ -129,7 +132,7 @@ def fit(run: Run, ckpt_path: str | None, weights_only: bool = True) -> None:
     if (stop.agreed["requeue"] or stop.noted["requeue"]) and trainer.is_global_zero:
         requeue_job()
     last = last_checkpoint(trainer)
-    where = f"resume with ckpt_path={last}" if last else "no checkpoint was saved"
+    where = f"continue it with: {resume_command(last)}" if last else "no checkpoint was saved"
     raise Preempted(f"stopped by a signal at epoch {trainer.current_epoch}, step {trainer.global_step}; {where}")
 
 

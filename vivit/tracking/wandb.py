@@ -108,13 +108,18 @@ def wandb_logger(save_dir: str, group: str | None = None, name: str | None = Non
     if mode != "disabled" and "id" not in kwargs:  # one W&B run per run folder, continued by every resume
         run_id, resuming = wandb_run_id(save_dir)
         kwargs.update(id=run_id, **({"resume": "allow"} if resuming else {}))
-    return WandbLogger(
+    logger = WandbLogger(
         save_dir=save_dir,
         name=name or Path(save_dir).name,
         group=group or multirun_group(),
         mode=mode,
         **kwargs,
     )
+    # Lightning passes `anonymous=None` to wandb.init, for which wandb warns on every run that "the anonymous
+    # setting has no effect"; left out, wandb keeps its default and says nothing.
+    if logger._wandb_init.get("anonymous") is None:
+        logger._wandb_init.pop("anonymous", None)
+    return logger
 
 
 def finish_wandb() -> None:
