@@ -195,6 +195,25 @@ NOT_RUN = {
     "hydra.launcher.partition=gpu hydra.launcher.account=vivit hydra.launcher.mem_gb=256 "
     "hydra.launcher.cpus_per_task=8 hydra.launcher.timeout_min=600": SLURM,
     "python train.py -m hydra/launcher=slurm trainer=fsdp trainer.devices=8 trainer.num_nodes=2 ...": SLURM,
+    "torchrun --nproc-per-node 8 train.py trainer=ddp trainer.devices=8": GPU
+    + "; tests/test_launchers.py runs torchrun with 2 CPU processes",
+    "torchrun --nproc-per-node 8 train.py trainer=ddp trainer.devices=8 ...": GPU + " (see above)",
+    "srun --ntasks-per-node 8 --gpus-per-node 8 python train.py trainer=ddp trainer.devices=8 ...": SLURM,
+    "squeue --me": SLURM,
+    "python train.py -m hydra/launcher=slurm trainer=ddp trainer.devices=1,2,4,8": SLURM
+    + " (the sbatch script of each job size: tests/test_slurm.py)",
+    "python train.py -m hydra/launcher=slurm trainer=ddp trainer.devices=1,2,4,8 hydra.launcher.partition=gpu": SLURM,
+    "python train.py -m hydra/launcher=slurm trainer=ddp trainer.devices=8 trainer.num_nodes=1,2 "
+    "slurm_resources.cpus_per_gpu=12 slurm_resources.mem_gb_per_gpu=100 slurm_resources.node_cpus=96": SLURM,
+    "python train.py trainer=ddp trainer.devices=8 ...": GPU,
+    "python train.py -m hydra/launcher=slurm trainer=ddp trainer.devices=8 ...": SLURM,
+    "python train.py -m hydra/launcher=slurm experiment=paper/table2_variants data.root=/data/k400 trainer=ddp "
+    "trainer.devices=8 hydra.launcher.partition=gpu hydra.launcher.account=me collective_timeout_s=600": SLURM,
+    "python train.py resume=outputs/train/multiruns/<time>/<job>": SAME
+    + " (python train.py resume=outputs/train/runs/<time>): a job folder of a cluster sweep",
+    "scancel --signal=USR1 <job id>_<task>": SLURM + "; tests/test_preemption.py sends SIGUSR1 to a fake 2-task job",
+    "bash benchmarks/gpu_check.sh": GPU + " (ran on an H200: benchmarks/results/gpu_check_h200.json; its --cpu form "
+    "checks the script)",
     # docs/paper_experiments.md
     "python train.py experiment=paper/table2_variants data.root=/data/k400 model=vivit_b_fe": DATASET,
     "python train.py experiment=paper/table3_temporal_depth data.root=/data/k400 "
