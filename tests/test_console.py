@@ -20,7 +20,7 @@ from vivit.tracking.console import ProgressLines, progress_bar, quiet_libraries,
 
 
 def test_a_piped_train_run_prints_clean_wide_lines_and_one_epoch_numbering(synthetic_root, tmp_path):
-    out = tmp_path / "a_folder_name_long_enough_that_the_checkpoint_path_passes_eighty_columns" / "run"
+    log_dir = tmp_path / "a_folder_name_long_enough_that_the_checkpoint_path_passes_eighty_columns"
     result = run_cli(
         str(ROOT / "train.py"),
         *small_overrides(synthetic_root),
@@ -30,10 +30,13 @@ def test_a_piped_train_run_prints_clean_wide_lines_and_one_epoch_numbering(synth
         "+trainer.limit_val_batches=1",
         "callbacks.rich_progress_bar.every_s=0",  # a progress line after every batch
         "logger=csv",  # with a logger, 2 batches an epoch would bring Lightning's log_every_n_steps hint
-        f"hydra.run.dir={out}",
+        f"paths.log_dir={log_dir}",
         cwd=tmp_path,
     )  # stdout and stderr are pipes here, not a terminal
     assert result.returncode == 0, result.stderr[-3000:]
+    # the run writes into its own Hydra folder under paths.log_dir, nothing of Lightning's own beside it
+    (out,) = (log_dir / "train" / "runs").iterdir()
+    assert not (tmp_path / "lightning_logs").exists() and not (ROOT / "lightning_logs").exists()
     printed = result.stdout + result.stderr
     noises = ("💡", "Tip:", "litlogger", "litmodels", "deprecated", "FutureWarning", "Total FLOPs", "weights_only")
     notices = ("logging interval", "TPU available", "to estimate number of stepping batches")

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationToMissingValueError
 
 from tests.conftest import CONF, ROOT, compose_config
+from tests.test_docs import run_in_process
 from tests.test_train import SMALL_DATA, run_cli, small_overrides
 from vivit.experiments import collect as collector
 from vivit.experiments.paper import TABLES
@@ -459,12 +460,13 @@ def test_jobs_are_named_by_their_swept_values_and_presets_by_their_paper_table()
     assert [collector.paper_table_of(e) for e in ("demo_variants", None)] == [None, None]
 
 
-def test_two_stage_smoke_finds_the_first_stages_checkpoints(synthetic_root, tmp_path):
-    """experiment=paper/table2_epic through train.py: the K400 job of a model, then the EPIC job of that model,
-    which starts from the K400 job's final model, found by name in the sweep folder; then the collector."""
+def test_two_stage_smoke_finds_the_first_stages_checkpoints(synthetic_root, tmp_path, monkeypatch, capsys):
+    """experiment=paper/table2_epic through train.py's entry point (in this process): the K400 job of a model, then
+    the EPIC job of that model, which starts from the K400 job's final model, found by name in the sweep folder;
+    then the collector."""
     sweep = tmp_path / "sweep"
-    result = run_cli(
-        str(ROOT / "train.py"),
+    monkeypatch.chdir(tmp_path)
+    args = [
         "experiment=paper/table2_epic",
         "debug=smoke",
         "model=vivit_b_fe",  # one model: the two stages of its column
@@ -473,16 +475,17 @@ def test_two_stage_smoke_finds_the_first_stages_checkpoints(synthetic_root, tmp_
         "trainer.limit_test_batches=1",
         "threads=1",
         f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    ]
+    status = run_in_process("train.py", args)
+    printed = capsys.readouterr()
+    assert status == 0, (printed.out + printed.err)[-3000:]
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["epic100_vivit_b_fe", "k400_vivit_b_fe"]
     first = sweep / "k400_vivit_b_fe" / "checkpoints" / "last.ckpt"
     # the second stage's run config (in its checkpoint) names the first stage's final model as its init
     _, second = read_checkpoint(sweep / "epic100_vivit_b_fe" / "checkpoints" / "last.ckpt")
     assert second["resolved"]["model"]["init"] == str(first)
-    assert f"model.init = {first} (init_per_job: recipe=epic100" in result.stdout + result.stderr
-    assert "Initialised from " + str(first) in (sweep / "epic100_vivit_b_fe" / "train.log").read_text()
+    log = (sweep / "epic100_vivit_b_fe" / "train.log").read_text()
+    assert f"model.init = {first} (init_per_job: recipe=epic100" in log and "Initialised from " + str(first) in log
     assert collector.main([str(sweep), "--paper", "table2"]) == 0
     with (sweep / "results.csv").open() as file:
         rows = {row["recipe"]: row for row in csv.DictReader(file)}
