@@ -248,3 +248,27 @@ def test_global_batch_that_does_not_divide_is_a_one_line_error_naming_the_keys(s
     assert cfg.trainer.accumulate_grad_batches == 1
     cfg = compose_config("train", [*overrides[:2], "trainer=ddp"], output_dir=tmp_path)
     assert apply_global_batch(cfg) == "global batch 64 = 8 per device x 8 devices x 1 accumulation"
+
+
+def test_a_rank_that_dies_before_the_rendezvous_does_not_hang_the_others(synthetic_root, tmp_path):
+    """Rank 1 exits while its job is built, before the process group exists: rank 0 waits for it at the rendezvous
+    no longer than collective_timeout_s (Lightning's default: 30 minutes), then the job fails naming rank 1."""
+    timeout_s = 10
+    result, seconds = run_train(
+        *DDP,
+        "trainer.devices=2",
+        *SMALL_DATA,
+        f"data.root={synthetic_root}",
+        "logger=none",
+        *PROBE,
+        "+callbacks.probe.crash_rank=1",
+        "+callbacks.probe.crash_how=before_rendezvous",
+        f"collective_timeout_s={timeout_s}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    print(f"rank 1 dead before the rendezvous: rc {result.returncode} after {seconds:.1f} s (timeout {timeout_s} s)")
+    printed = result.stdout + result.stderr
+    assert result.returncode != 0 and seconds < 60, printed[-3000:]  # ~25 s here; 30 min without the timeout
+    assert "rank 1" in printed and "exit code 3" in printed, printed[-3000:]
+    assert not (tmp_path / "run" / "metrics.json").exists()
