@@ -112,7 +112,42 @@ class WebDatasetTar:
         return "by (seed, epoch) at epoch starts; no mid-epoch state"
 
 
-class LitData:
+class StreamingFormat:
+    """What litdata and MosaicML streaming share: a dataset of {"mp4", "json"} items and a data loader with a
+    state_dict; each subclass writes its format and names its `dataset` and `loader`."""
+
+    def dataset(self, out: Path):
+        raise NotImplementedError
+
+    def loader(self, out: Path):
+        raise NotImplementedError
+
+    def iterate(self, out: Path):
+        for item in self.dataset(out):
+            yield item["mp4"]
+
+    def get(self, out: Path, i: int) -> bytes:
+        if not hasattr(self, "_ds"):
+            self._ds = self.dataset(out)
+        return self._ds[i]["mp4"]
+
+    def resume(self, out: Path) -> str:
+        """Does a loader restored from the state after 3 batches give the 4th batch of an uninterrupted one?"""
+
+        def batches(loader, n):
+            it = iter(loader)
+            return [next(it) for _ in range(n)]
+
+        full = batches(self.loader(out), 4)
+        first = self.loader(out)
+        batches(first, 3)
+        state = first.state_dict()
+        second = self.loader(out)
+        second.load_state_dict(state)
+        return "yes (StreamingDataLoader.state_dict)" if batches(second, 1)[0] == full[3] else "no"
+
+
+class LitData(StreamingFormat):
     name = "litdata"
 
     def write(self, items, out: Path) -> None:
@@ -134,32 +169,10 @@ class LitData:
 
         return litdata.StreamingDataset(str(out), cache_dir=str(out) + "_cache")
 
-    def iterate(self, out: Path):
-        for item in self.dataset(out):
-            yield item["mp4"]
-
-    def get(self, out: Path, i: int) -> bytes:
-        if not hasattr(self, "_ds"):
-            self._ds = self.dataset(out)
-        return self._ds[i]["mp4"]
-
-    def resume(self, out: Path) -> str:
+    def loader(self, out: Path):
         import litdata
 
-        def batches(loader, n):
-            it = iter(loader)
-            return [next(it) for _ in range(n)]
-
-        def loader():
-            return litdata.StreamingDataLoader(self.dataset(out), batch_size=4, collate_fn=_ids)
-
-        full = batches(loader(), 4)
-        first = loader()
-        batches(first, 3)
-        state = first.state_dict()
-        second = loader()
-        second.load_state_dict(state)
-        return "yes (StreamingDataLoader.state_dict)" if batches(second, 1)[0] == full[3] else "no"
+        return litdata.StreamingDataLoader(self.dataset(out), batch_size=4, collate_fn=_ids)
 
 
 def _ids(batch: list[dict]) -> list[str]:
@@ -171,7 +184,7 @@ def _litdata_item(item: tuple[str, dict]) -> dict:
     return {"mp4": Path(path).read_bytes(), "json": meta}
 
 
-class MosaicStreaming:
+class MosaicStreaming(StreamingFormat):
     name = "MosaicML streaming (MDS)"
 
     def write(self, items, out: Path) -> None:
@@ -186,32 +199,10 @@ class MosaicStreaming:
 
         return StreamingDataset(local=str(out), batch_size=4)
 
-    def iterate(self, out: Path):
-        for item in self.dataset(out):
-            yield item["mp4"]
-
-    def get(self, out: Path, i: int) -> bytes:
-        if not hasattr(self, "_ds"):
-            self._ds = self.dataset(out)
-        return self._ds[i]["mp4"]
-
-    def resume(self, out: Path) -> str:
+    def loader(self, out: Path):
         from streaming import StreamingDataLoader
 
-        def batches(loader, n):
-            it = iter(loader)
-            return [next(it) for _ in range(n)]
-
-        def loader():
-            return StreamingDataLoader(self.dataset(out), batch_size=4, collate_fn=_ids)
-
-        full = batches(loader(), 4)
-        first = loader()
-        batches(first, 3)
-        state = first.state_dict()
-        second = loader()
-        second.load_state_dict(state)
-        return "yes (StreamingDataLoader.state_dict)" if batches(second, 1)[0] == full[3] else "no"
+        return StreamingDataLoader(self.dataset(out), batch_size=4, collate_fn=_ids)
 
 
 FORMATS = {"wds": WebDatasetTar, "litdata": LitData, "mds": MosaicStreaming}
