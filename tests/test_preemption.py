@@ -14,7 +14,6 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT
+from tests.test_resume import start_train
 from tests.test_slurm import fake_slurm
 from tests.test_train import small_overrides
 
@@ -37,7 +37,6 @@ def free_port() -> int:
 def start_slurm_task(rank: int, args: list[str], cwd: Path, bin_dir: Path, port: int) -> subprocess.Popen:
     """One task of a 1-node x 2-task SLURM job step, as srun starts it."""
     env = {
-        **os.environ,
         "SLURM_JOB_ID": "4343",
         "SLURM_JOB_NAME": "train",
         "SLURM_NTASKS": "2",
@@ -53,17 +52,8 @@ def start_slurm_task(rank: int, args: list[str], cwd: Path, bin_dir: Path, port:
         "MASTER_PORT": str(port),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": str(ROOT),
-        "WANDB_MODE": "disabled",
-        "HF_HUB_OFFLINE": "1",
     }
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_train(*args, cwd=cwd, env=env)
 
 
 def requeue_once(synthetic_root: Path, tmp: Path) -> dict:

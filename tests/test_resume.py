@@ -19,8 +19,9 @@ from tests.conftest import ROOT
 from tests.test_train import small_overrides
 
 
-def start_train(*args: str, cwd: Path, wandb: str = "disabled") -> subprocess.Popen:
-    env = {**os.environ, "WANDB_MODE": wandb, "HF_HUB_OFFLINE": "1"}
+def start_train(*args: str, cwd: Path, wandb: str = "disabled", env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`python train.py args` in `cwd`, W&B in `wandb` mode, offline; `env`: more environment (a SLURM task's)."""
+    env = {**os.environ, "WANDB_MODE": wandb, "HF_HUB_OFFLINE": "1", **(env or {})}
     # a W&B run earlier in this pytest process leaves WANDB_SERVICE set: a child would share that service, where a
     # SIGKILLed child's run id stays "in use" and its resume is refused. A user's train.py has its own service.
     env.pop("WANDB_SERVICE", None)
